@@ -1,0 +1,131 @@
+"""Audio in: decode any common file to mono float32 at the model's rate, and check it is usable.
+
+Files are only ever read. Every problem is raised as `AudioError` with a one-line message that
+says what was wrong and what to do about it.
+"""
+
+import os
+import warnings
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+from .features import FeatureConfig
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aif", ".aiff")
+SILENCE_DBFS = -60.0  # a peak below this is treated as silence: nothing to analyse
+MIN_RATE, MAX_RATE = 8000, 192000
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used; the message is one line meant for the user."""
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    """Decode with libsndfile (WAV/FLAC/OGG/MP3), falling back to ffmpeg via audioread."""
+    try:
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        return data.T, rate
+    except sf.LibsndfileError as e:
+        sf_error = str(e)
+    except (RuntimeError, ValueError) as e:  # truncated or malformed streams
+        sf_error = str(e)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data, rate = librosa.load(path, sr=None, mono=False, dtype=np.float32)
+        return np.atleast_2d(data), int(rate)
+    except Exception as e:  # audioread raises a zoo of types; all mean "could not decode"
+        if type(e).__name__ == "NoBackendError":
+            raise AudioError(
+                f"cannot decode '{path}': not a format soundfile reads ({sf_error.strip()}); "
+                "convert it to WAV/FLAC or install ffmpeg for other formats"
+            ) from None
+        raise AudioError(f"cannot decode '{path}': the file is corrupt or not audio ({e})") from None
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
+    """Read an audio file as mono float32 at `sample_rate`, shape (samples,).
+
+    Any channel count is averaged to mono; any rate is resampled (soxr high quality).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"file not found: '{path}'")
+    if path.is_dir():
+        raise AudioError(f"'{path}' is a folder; give an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"'{path}' is empty (0 bytes); record or export it again")
+    data, rate = _decode(path)
+    if data.size == 0:
+        raise AudioError(f"'{path}' contains no audio samples; record or export it again")
+    return to_model_rate(data, rate, sample_rate, name=str(path))
+
+
+def to_model_rate(audio: np.ndarray, rate: int, sample_rate: int, name: str = "audio") -> np.ndarray:
+    """Mono float32 at `sample_rate` from an array (samples,) or (channels, samples) of ints or floats.
+
+    Integer arrays are scaled to [-1, 1] by their dtype's range.
+    """
+    audio = np.asarray(audio)
+    if audio.dtype.kind in "iu":
+        info = np.iinfo(audio.dtype)
+        audio = (audio.astype(np.float32) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)
+    audio = audio.astype(np.float32, copy=False)
+    if audio.ndim == 2:  # Gradio/numpy convention is (samples, channels); soundfile's here is (channels, samples)
+        audio = audio.mean(axis=0 if audio.shape[0] <= audio.shape[1] else 1)
+    if audio.ndim != 1:
+        raise AudioError(f"{name}: expected mono or multi-channel audio, got an array of shape {audio.shape}")
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{name} contains NaN or infinite samples; the recording is damaged, export it again")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"{name} has a sample rate of {rate} Hz; use audio recorded at 8 kHz to 96 kHz")
+    if rate != sample_rate:
+        audio = librosa.resample(audio, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def peak_dbfs(audio: np.ndarray) -> float:
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    return 20 * np.log10(peak) if peak > 0 else -np.inf
+
+
+def prepare(audio: np.ndarray, cfg: FeatureConfig, name: str = "audio") -> np.ndarray:
+    """Make loaded audio ready for the model: reject silence, trim silent ends, check length, cut to max.
+
+    Returns a new array (the input is not modified). Level needs no normalising: the model
+    normalises each utterance's spectrogram itself.
+    """
+    if peak_dbfs(audio) < SILENCE_DBFS:
+        raise AudioError(f"{name} is silent (peak below {SILENCE_DBFS:.0f} dBFS); check the microphone and record again")
+    trimmed = trim_silence(audio, cfg.trim_db)
+    seconds = len(trimmed) / cfg.sample_rate
+    if len(trimmed) < cfg.min_samples:
+        raise AudioError(
+            f"{name} has {seconds:.2f} s of sound; the model needs at least {cfg.min_seconds:g} s, record a longer phrase"
+        )
+    return trimmed[: int(cfg.max_seconds * cfg.sample_rate)].copy()
+
+
+def trim_silence(audio: np.ndarray, top_db: float) -> np.ndarray:
+    """Drop leading and trailing audio quieter than the clip's peak minus `top_db` dB."""
+    _, (start, end) = librosa.effects.trim(audio, top_db=top_db, frame_length=512, hop_length=128)
+    return audio[start:end]
+
+
+def load_clip(path: str | os.PathLike, cfg: FeatureConfig) -> np.ndarray:
+    """`load_audio` then `prepare`: what prediction and training read from a file."""
+    return prepare(load_audio(path, cfg.sample_rate), cfg, name=f"'{path}'")
+
+
+def find_audio(paths: list[str | os.PathLike]) -> list[Path]:
+    """Expand files and folders (searched recursively for audio extensions), sorted, in input order."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+        else:
+            found.append(p)
+    return found

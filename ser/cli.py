@@ -1,0 +1,131 @@
+"""`python -m ser predict | evaluate | push`: batch prediction, evaluation and Hub upload."""
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import plots
+from .audio import AudioError, find_audio
+from .corpora import parse_data_arg
+from .data import load_corpus
+from .evaluate import clip_logits, evaluate_logits
+from .hub import ModelError, load_model, push
+from .inference import predict_file
+
+
+def _model(name):
+    model, notice = load_model(name)
+    if notice:
+        print(f"notice: {notice}", file=sys.stderr)
+    return model
+
+
+def cmd_predict(args) -> int:
+    model = _model(args.model)
+    files = find_audio(args.paths)
+    if not files:
+        print("error: no audio files found; give audio files or folders containing them", file=sys.stderr)
+        return 2
+    failed = 0
+    writer = csv.writer(sys.stdout) if args.format == "csv" else None
+    if writer:
+        writer.writerow(["path", "label", *model.labels, "error"])
+    for path in files:
+        try:
+            probs = predict_file(model, path)
+            label, error = max(probs, key=probs.get), None
+        except AudioError as e:
+            probs, label, error = {}, None, str(e)
+            failed += 1
+        if args.format == "jsonl":
+            row = {"path": str(path), "label": label, "probs": probs} if error is None else {"path": str(path), "error": error}
+            print(json.dumps(row), flush=True)
+        elif writer:
+            writer.writerow([path, label or "", *(f"{probs[k]:.4f}" if probs else "" for k in model.labels), error or ""])
+        else:
+            summary = f"{label:<10} {probs[label]:6.1%}" if error is None else f"error: {error}"
+            print(f"{str(path):<50} {summary}", flush=True)
+    if failed:
+        print(f"{failed} of {len(files)} file(s) could not be used", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_evaluate(args) -> int:
+    model = _model(args.model)
+    fc = model.feature_config
+    report = {"model": str(args.model or "default"), "protocol": "", "corpora": {}}
+    for arg in args.data:
+        corpus, root = parse_data_arg(arg)
+        clips = load_corpus(root, corpus, fc, args.cache_dir, log=lambda m: print(m, file=sys.stderr))
+        if args.speakers:
+            held = set(args.speakers.split(","))
+            keep = [i for i, s in enumerate(clips.speakers) if s in held or s.split(":", 1)[1] in held]
+            if not keep:
+                raise ValueError(f"no {corpus} clips from speakers {args.speakers}; speaker ids look like {clips.speakers[0]}")
+            clips = clips.subset(keep)
+        m = evaluate_logits(clip_logits(model, clips), clips.emotions, model.labels, model.config.temperature)
+        report["corpora"][corpus] = m
+        print(f"{corpus}: {m['n']} clips, {len(m['labels'])} classes  accuracy {m['accuracy']:.3f}  "
+              f"UAR {m['uar']:.3f}  macro-F1 {m['macro_f1']:.3f}  (chance UAR {m['chance_uar']:.3f})")  # fmt: skip
+        for lab, pc in m["per_class"].items():
+            print(f"  {lab:<10} precision {pc['precision']:.3f}  recall {pc['recall']:.3f}  n={pc['support']}")
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            plots.save(plots.confusion(np.array(m["confusion"]), m["labels"], f"{corpus}"), Path(args.out) / f"confusion_{corpus}.png")
+    report["protocol"] = (
+        "every clip of each corpus given" if not args.speakers else f"only speakers {args.speakers}"
+    ) + "; labels the model knows but a corpus lacks are excluded from the argmax"
+    if args.out:
+        (Path(args.out) / "metrics.json").write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.out}/metrics.json and confusion PNGs")
+    return 0
+
+
+def cmd_push(args) -> int:
+    url = push(args.checkpoint, args.repo_id, private=args.private)
+    print(f"pushed {args.checkpoint} to {url}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ser", description="Speech emotion recognition: predict, evaluate, push.")
+    sub = p.add_subparsers(dest="command", required=True)
+    model_help = "checkpoint folder or Hugging Face Hub id (user/name); default: the shipped checkpoints/default"
+
+    pr = sub.add_parser("predict", help="emotion probabilities for audio files or folders")
+    pr.add_argument("paths", nargs="+", help="audio files, or folders searched recursively")
+    pr.add_argument("--model", default=None, help=model_help)
+    pr.add_argument("--format", choices=["jsonl", "csv", "table"], default="jsonl")
+    pr.set_defaults(func=cmd_predict)
+
+    ev = sub.add_parser("evaluate", help="accuracy, UAR, macro-F1 and confusion matrix on a labelled corpus")
+    ev.add_argument("--model", default=None, help=model_help)
+    ev.add_argument("--data", action="append", required=True, metavar="NAME=PATH",
+                    help="corpus to test on (ravdess, emodb, cremad, tess, savee, folder); repeatable")  # fmt: skip
+    ev.add_argument("--speakers", default="", help="comma-separated speaker ids to test on (e.g. 19,20): "
+                    "use the speakers the model was not trained on")  # fmt: skip
+    ev.add_argument("--out", default=None, help="folder for metrics.json and confusion-matrix PNGs")
+    ev.add_argument("--cache-dir", default=".cache/ser", help="decoded-audio cache")
+    ev.set_defaults(func=cmd_evaluate)
+
+    pu = sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub")
+    pu.add_argument("checkpoint", help="checkpoint folder (config.json + model.safetensors + model card)")
+    pu.add_argument("repo_id", help="USER/NAME on the Hub")
+    pu.add_argument("--private", action="store_true")
+    pu.set_defaults(func=cmd_push)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ModelError, ValueError, AudioError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,106 @@
+"""Evaluation: predictions over clips, the metrics we report, and temperature calibration."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from .data import Clips
+from .features import log_mel_spectrogram
+from .model import SERModel
+
+
+@torch.inference_mode()
+def clip_logits(model: SERModel, clips: Clips, device: str = "cpu") -> torch.Tensor:
+    """Uncalibrated logits (N, n_classes), one clip at a time at its full length, as in prediction."""
+    model.eval()
+    out = [model(log_mel_spectrogram(a, model.feature_config).unsqueeze(0).to(device))[0].cpu() for a in clips.audio]
+    return torch.stack(out) if out else torch.empty(0, len(model.labels))
+
+
+def restrict(logits: torch.Tensor, model_labels: list[str], keep: list[str]) -> torch.Tensor:
+    """Logits of only the `keep` labels, in `keep` order: for test data that lacks some model classes."""
+    return logits[:, [model_labels.index(label) for label in keep]]
+
+
+def metrics(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict:
+    """Accuracy, UAR (mean per-class recall), macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return {
+        "n": len(y_true),
+        "labels": labels,
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "uar": float(np.mean(r)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "chance_uar": 1.0 / len(labels),
+        "per_class": {
+            lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, lab in enumerate(labels)
+        },
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def evaluate_logits(logits: torch.Tensor, y_true: list[str], model_labels: list[str], temperature: float = 1.0) -> dict:
+    """Metrics for logits over `model_labels`, scored on the labels present in `y_true`.
+
+    Labels the model knows but the data lacks (e.g. 'calm' on EmoDB) are excluded from the argmax,
+    so the test is on the classes both share; the result says which were used.
+    """
+    labels = [lab for lab in model_labels if lab in set(y_true)]
+    missing = sorted(set(y_true) - set(model_labels))
+    keep = [i for i, y in enumerate(y_true) if y in labels]
+    sub = restrict(logits[keep], model_labels, labels)
+    pred = [labels[i] for i in sub.argmax(dim=1).tolist()]
+    truth = [y_true[i] for i in keep]
+    out = metrics(truth, pred, labels)
+    out["ece"] = expected_calibration_error(F.softmax(sub / temperature, dim=1), torch.tensor([labels.index(t) for t in truth]))
+    if missing:
+        out["skipped_labels_unknown_to_model"] = missing
+        out["skipped_clips"] = len(y_true) - len(keep)
+    return out
+
+
+def expected_calibration_error(probs: torch.Tensor, target: torch.Tensor, bins: int = 10) -> float:
+    """ECE: |confidence - accuracy| averaged over 10 equal-width confidence bins, weighted by count."""
+    if len(target) == 0:
+        return float("nan")
+    conf, pred = probs.max(dim=1)
+    correct = (pred == target).float()
+    edges = torch.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (conf > lo) & (conf <= hi)
+        if inside.any():
+            ece += inside.float().mean().item() * abs(conf[inside].mean().item() - correct[inside].mean().item())
+    return float(ece)
+
+
+def fit_temperature(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """The temperature T > 0 minimising the NLL of softmax(logits / T) (Guo et al., 2017)."""
+    logits = logits.detach().clone()
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), target)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
+
+
+def summarize_folds(fold_results: list[dict]) -> dict:
+    """Mean and standard deviation over folds of the headline metrics, and the summed confusion matrix."""
+    out = {"folds": len(fold_results)}
+    for key in ("accuracy", "uar", "macro_f1", "ece", "ece_uncalibrated"):
+        vals = [r[key] for r in fold_results if key in r]
+        if vals:
+            out[key] = {"mean": float(np.mean(vals)), "std": float(np.std(vals)), "per_fold": vals}
+    out["labels"] = fold_results[0]["labels"]
+    out["confusion"] = np.sum([r["confusion"] for r in fold_results], axis=0).tolist()
+    cm = np.array(out["confusion"])
+    out["pooled_per_class_recall"] = {lab: float(cm[i, i] / max(cm[i].sum(), 1)) for i, lab in enumerate(out["labels"])}
+    return out

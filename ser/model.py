@@ -1,0 +1,114 @@
+"""The VGG-style CNN over log-mel spectrograms, saved and loaded through PyTorchModelHubMixin.
+
+A checkpoint is a folder with `config.json` (architecture, labels, feature settings, temperature)
+and `model.safetensors`, the same locally, in `checkpoints/` and on the Hugging Face Hub.
+"""
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+
+from .features import FeatureConfig, log_mel_spectrogram
+
+# Files that travel with a checkpoint folder (model card, metrics, plots) when a loaded model is saved or pushed.
+ARTIFACT_SUFFIXES = (".md", ".json", ".png")
+
+
+@dataclass
+class ModelConfig:
+    labels: list[str]
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    # VGG stack as data: an int is a 3x3 conv + batch-norm + ReLU block of that width, "M" a 2x2 max-pool.
+    widths: list = field(default_factory=lambda: [16, "M", 32, "M", 64, "M", 128, "M", 128])
+    hidden: int = 128  # width of the head's hidden layer
+    dropout: float = 0.3
+    temperature: float = 1.0  # divides logits; fitted on validation speakers after training
+
+    def __post_init__(self):
+        if isinstance(self.features, dict):  # read back from config.json
+            self.features = FeatureConfig(**self.features)
+        self.labels = list(self.labels)
+
+
+class SERModel(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="ser",
+    tags=["audio-classification", "speech-emotion-recognition", "pytorch"],
+    pipeline_tag="audio-classification",
+):
+    """Log-mel (B, n_mels, T) in dB -> emotion logits (B, n_classes); T may be any length."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        layers, in_ch, n_freq = [], 1, config.features.n_mels
+        for w in config.widths:
+            if w == "M":
+                layers.append(nn.MaxPool2d(2))
+                n_freq //= 2
+            else:
+                layers += [nn.Conv2d(in_ch, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+                in_ch = w
+        self.features = nn.Sequential(*layers)
+        # Mean and standard deviation over time of every (channel, frequency) unit: a fixed-size
+        # summary of any clip length, keeping where in frequency the energy sits.
+        self.head = nn.Sequential(
+            nn.Dropout(config.dropout),
+            nn.Linear(2 * in_ch * n_freq, config.hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, len(config.labels)),
+        )
+        self.source_dir: Path | None = None  # the folder it was loaded from, for its artifacts
+
+    @property
+    def labels(self) -> list[str]:
+        return self.config.labels
+
+    @property
+    def feature_config(self) -> FeatureConfig:
+        return self.config.features
+
+    @staticmethod
+    def normalize(mel: torch.Tensor) -> torch.Tensor:
+        """Per-utterance normalisation: remove each band's mean over time (gain and channel EQ)
+        and scale by the clip's overall standard deviation. (B, n_mels, T) -> same."""
+        mel = mel - mel.mean(dim=-1, keepdim=True)
+        return mel / (mel.std(dim=(-2, -1), keepdim=True) + 1e-5)
+
+    def embed(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, T) -> (B, 2 * C * F') utterance embedding."""
+        x = self.features(self.normalize(mel).unsqueeze(1))  # (B, C, F', T')
+        x = x.flatten(1, 2)  # (B, C * F', T')
+        return torch.cat([x.mean(dim=-1), x.std(dim=-1)], dim=1)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """Uncalibrated logits (B, n_classes); divide by `config.temperature` for calibrated ones."""
+        return self.head(self.embed(mel))
+
+    @torch.inference_mode()
+    def predict_proba(self, audio) -> torch.Tensor:
+        """Calibrated probabilities (n_classes,) for one prepared clip (samples,) at the model's rate."""
+        self.eval()
+        mel = log_mel_spectrogram(audio, self.feature_config).unsqueeze(0)
+        return F.softmax(self(mel)[0] / self.config.temperature, dim=-1)
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        super()._save_pretrained(save_directory)
+        if self.source_dir is not None and Path(self.source_dir).resolve() != Path(save_directory).resolve():
+            for f in sorted(self.source_dir.iterdir()):
+                if f.is_file() and f.suffix in ARTIFACT_SUFFIXES and f.name != "config.json":
+                    shutil.copy2(f, Path(save_directory) / f.name)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, **kwargs) -> "SERModel":
+        model = super()._from_pretrained(model_id=model_id, **kwargs)
+        if Path(model_id).is_dir():
+            model.source_dir = Path(model_id)
+        return model

@@ -1,0 +1,101 @@
+"""Train a speech-emotion model and write a checkpoint folder.
+
+    python train.py --data ravdess=../shared/data/ravdess --data emodb=../shared/data/emodb \
+        --out checkpoints/default --folds 5 --cross-corpus
+
+Under torchrun the same command trains with DistributedDataParallel:
+    torchrun --nproc_per_node 2 train.py --data ...
+"""
+
+import argparse
+import shlex
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from ser.corpora import parse_data_arg
+from ser.data import Clips, load_corpus, split_by_speaker, validation_speakers
+from ser.features import FeatureConfig
+from ser.hub import ModelError, push
+from ser.training import TrainConfig, _dist, cross_validate, evaluate_split, fit, leave_one_corpus_out, save_checkpoint
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", action="append", required=True, metavar="NAME=PATH",
+                   help="training corpus: ravdess, emodb, cremad, tess, savee or folder (root/<emotion>/...); repeatable")  # fmt: skip
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--folds", type=int, default=0, help="speaker-fold cross-validation before the final fit (0: none)")
+    p.add_argument("--cross-corpus", action="store_true", help="also train on all corpora but one and test on it, for each")
+    p.add_argument("--test", action="append", default=[], metavar="NAME=PATH", help="extra corpus to test the final model on")
+    p.add_argument("--cache-dir", default=".cache/ser", help="decoded-audio cache ('' to disable)")
+    p.add_argument("--push-to-hub", metavar="USER/NAME", help="upload the checkpoint folder after training")
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    for f in fields(TrainConfig):
+        if f.name != "augment":
+            kind = str if f.name == "widths" else type(f.default) if f.default is not None else int
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None, help=f"default {getattr(TrainConfig(), f.name)}")
+    return p
+
+
+def _load(args_data: list[str], fc: FeatureConfig, cache_dir: str) -> Clips:
+    clips = None
+    for arg in args_data:
+        name, root = parse_data_arg(arg)
+        part = load_corpus(root, name, fc, cache_dir or None)
+        print(f"{name}: {len(part)} clips, {len(set(part.speakers))} speakers, emotions {sorted(set(part.emotions))}")
+        clips = part if clips is None else clips + part
+    return clips
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    if isinstance(overrides.get("widths"), str):
+        overrides["widths"] = [w if w == "M" else int(w) for w in overrides["widths"].split(",")]
+    cfg = TrainConfig(**{**overrides, "augment": args.augment})
+    fc = FeatureConfig()
+    rank, _ = _dist()
+    log = print if rank == 0 else (lambda *a, **k: None)
+    try:
+        clips = _load(args.data, fc, args.cache_dir)
+        tests = _load(args.test, fc, args.cache_dir) if args.test else None
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    metrics = {"command": "python train.py " + shlex.join(sys.argv[1:] if argv is None else argv)}
+    t0 = time.time()
+    if args.folds:
+        metrics["cross_validation"] = cross_validate(clips, args.folds, cfg, fc, log)
+    if args.cross_corpus and len(set(clips.corpora)) > 1:
+        metrics["leave_one_corpus_out"] = leave_one_corpus_out(clips, cfg, fc, log)
+    t1 = time.time()
+    train, val = split_by_speaker(clips, validation_speakers(clips, cfg.val_fraction))
+    log(f"final model: {len(train)} train clips; validation speakers {sorted(set(val.speakers))}")
+    model, history = fit(train, val, cfg, fc, None, log)
+    metrics["validation"] = evaluate_split(model, val)
+    if tests is not None:
+        metrics["test"] = evaluate_split(model, tests)
+    metrics["training"] = {**history, "final_fit_seconds": time.time() - t1, "evaluation_runs_seconds": t1 - t0,
+                           "train_clips": len(train), "validation_speakers": sorted(set(val.speakers))}  # fmt: skip
+    if rank != 0:
+        return 0
+    out = Path(args.out)
+    save_checkpoint(model, out, cfg, args.data, metrics)
+    for corpus, m in metrics.get("cross_validation", {}).items():
+        print(f"cross-validation {corpus}: UAR {m['uar']['mean']:.3f} ± {m['uar']['std']:.3f}  accuracy {m['accuracy']['mean']:.3f}")
+    for corpus, m in metrics.get("leave_one_corpus_out", {}).items():
+        print(f"cross-corpus -> {corpus}: UAR {m['uar']:.3f} ({len(m['labels'])} classes)")
+    print(f"wrote {out} (final fit {metrics['training']['final_fit_seconds']:.0f} s)")
+    if args.push_to_hub:
+        try:
+            print(f"pushed to {push(out, args.push_to_hub)}")
+        except ModelError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
