@@ -1,0 +1,51 @@
+"""Input quality: plain-words caveats about a recording that can be analysed but may mislead.
+
+Unusable audio (silent, too short, damaged) is not judged here: `audio.prepare` and `audio.load_audio`
+raise `AudioError` for it. These checks only warn.
+"""
+
+import numpy as np
+
+from .audio import SILENCE_DBFS, peak_dbfs, trim_silence
+from .features import FeatureConfig
+
+CLIP_LEVEL = 0.99  # a sample at or above 99 % of full scale has hit the converter's ceiling
+# Clipped when more than 1 sample in 1000 sits at the ceiling: an unclipped voice normalised to full scale
+# touches it far less often, a clipped one spends whole flattened wave crests there.
+CLIP_FRACTION = 1e-3
+QUIET_DBFS = -30.0  # a voice near a microphone peaks around -12 to -3 dBFS; below -30 noise weighs heavily
+
+
+def clipped_fraction(audio: np.ndarray) -> float:
+    """Share of samples (samples,) at or above `CLIP_LEVEL` of full scale."""
+    return float(np.mean(np.abs(audio) >= CLIP_LEVEL)) if audio.size else 0.0
+
+
+def check_quality(audio: np.ndarray, cfg: FeatureConfig) -> list[str]:
+    """Caveats about mono audio (samples,) at `cfg.sample_rate`, each one sentence for the user.
+
+    Checks for clipping, a very quiet recording, and sound longer than `cfg.max_seconds`
+    (of which `prepare` keeps only the start, after trimming silence as it does).
+    """
+    notes = []
+    clipped = clipped_fraction(audio)
+    if clipped > CLIP_FRACTION:
+        notes.append(
+            f"The recording is clipped ({100 * clipped:.1f} % of samples hit the maximum level): it was too loud "
+            "and is distorted. Move back from the microphone or lower its volume, and record again."
+        )
+    peak = peak_dbfs(audio)
+    if SILENCE_DBFS <= peak < QUIET_DBFS:
+        notes.append(
+            f"The recording is very quiet (loudest point {peak:.0f} dBFS), so background noise weighs more. "
+            "Speak closer to the microphone or raise its volume."
+        )
+    limit = int(cfg.max_seconds * cfg.sample_rate)
+    sound = len(trim_silence(audio, cfg.trim_db)) if len(audio) > limit else 0
+    if sound > limit:
+        notes.append(
+            f"The recording has {sound / cfg.sample_rate:.0f} s of sound; the model takes at most "
+            f"{cfg.max_seconds:g} s, so only the first {cfg.max_seconds:g} s were analysed. "
+            "Cut out the part you are interested in to analyse another part."
+        )
+    return notes

@@ -1,0 +1,316 @@
+"""The app's handlers as plain functions, then the whole app through gradio_client: `python app.py` in a subprocess."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from conftest import speech_like, write
+
+import app
+from ser import plots
+from ser.features import FeatureConfig, log_mel_spectrogram
+from ser.hub import load_model
+from ser.inference import Analysis
+from ser.model import ModelConfig, SERModel
+
+LABELS = ["neutral", "happy", "sad", "angry"]
+
+
+@pytest.fixture(scope="module")
+def model(model_dir):
+    return load_model(model_dir)[0]
+
+
+@pytest.fixture(scope="module")
+def strict_model():
+    """A model whose own limits (1 s to 4 s) differ from the module defaults, to prove the app reads them."""
+    fc = FeatureConfig(min_seconds=1.0, max_seconds=4.0)
+    return SERModel(ModelConfig(labels=LABELS, features=fc, widths=[8, "M"], hidden=8))
+
+
+def result_with(probs: dict[str, float]) -> app.Result:
+    return app.Result(Analysis(np.zeros(16000, np.float32), np.zeros((64, 101), np.float32), probs, False))
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def test_speech_gives_verdict_scores_and_no_notes(model, wav):
+    result = app.analyse_upload(model, str(wav))
+    assert result.error is None and result.notes == []
+    scores = app.scores(result)
+    assert list(scores) == model.labels and abs(sum(scores.values()) - 1) < 1e-5
+    top = max(scores, key=scores.get)
+    assert f"{top.capitalize()}: {scores[top]:.0%}" in app.verdict(result)
+    assert app.notes(result) == ""
+    assert wav.exists(), "files outside Gradio's upload folder are never deleted"
+
+
+def test_waveform_has_seconds_axis(model, wav):
+    result = app.analyse_upload(model, str(wav))
+    _, wave, _ = app.figures(result, model)
+    ax = wave.axes[0]
+    assert ax.get_xlabel() == "time (s)"
+    assert ax.get_xlim()[1] == pytest.approx(len(result.analysis.audio) / model.feature_config.sample_rate, rel=1e-3)
+
+
+def test_log_mel_figure_is_the_models_input(model, wav):
+    result = app.analyse_upload(model, str(wav))
+    _, _, mel = app.figures(result, model)
+    image, colorbar = mel.axes[0].images[0], mel.axes[1]
+    expected = log_mel_spectrogram(result.analysis.audio, model.feature_config).numpy()
+    np.testing.assert_array_equal(np.asarray(image.get_array()), expected)
+    assert mel.axes[0].get_xlabel() == "time (s)" and "Hz" in mel.axes[0].get_ylabel()
+    assert colorbar.get_ylabel() == "dB"
+
+
+def test_probability_chart_sorted_highlighted_with_percentages(model, wav):
+    result = app.analyse_upload(model, str(wav))
+    probs, _, _ = app.figures(result, model)
+    ax = probs.axes[0]
+    widths = [bar.get_width() for bar in ax.patches]
+    assert len(widths) == len(model.labels) and widths == sorted(widths)  # barh draws bottom-up: top class last
+    colors = [bar.get_facecolor() for bar in ax.patches]
+    assert colors[-1] != colors[0] and colors[-1][:3] == pytest.approx(plt.matplotlib.colors.to_rgb(plots.HIGHLIGHT))
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == len(model.labels) and all(t.endswith("%") for t in texts)
+
+
+def test_figures_do_not_stay_open(model, wav):
+    before = set(plt.get_fignums())
+    figs = app.figures(app.analyse_upload(model, str(wav)), model)
+    assert all(isinstance(f, plt.Figure) for f in figs)
+    assert set(plt.get_fignums()) == before
+
+
+@pytest.mark.parametrize(
+    ("probs", "words"),
+    [
+        ({"angry": 0.9, "sad": 0.05, "happy": 0.03, "neutral": 0.02}, "confident"),
+        ({"angry": 0.55, "sad": 0.25, "happy": 0.1, "neutral": 0.1}, "fairly sure"),
+        ({"angry": 0.36, "sad": 0.30, "happy": 0.2, "neutral": 0.14}, "unsure"),  # small margin
+        ({"angry": 0.30, "sad": 0.10, "happy": 0.3 - 1e-3, "neutral": 0.3 + 1e-3}, "unsure"),  # low top
+        ({"angry": 0.38, "sad": 0.22, "happy": 0.2, "neutral": 0.2}, "no emotion stands out"),  # low top, clear margin
+    ],
+)
+def test_confidence_in_words(probs, words):
+    text = app.verdict(result_with(probs))
+    assert words in text
+    assert ("unsure" in text) == (words in ("unsure", "no emotion stands out"))
+
+
+# ----------------------------------------------------------------------------- input quality
+
+
+def test_no_audio(model):
+    for missing in (None, ""):
+        result = app.analyse_upload(model, missing)
+        assert result.error == app.NO_AUDIO and app.scores(result) is None
+        assert app.figures(result, model) == (None, None, None)
+        assert "No audio" in app.verdict(result)
+
+
+def test_too_short_uses_the_models_minimum(strict_model, tmp_path):
+    path = write(tmp_path / "short.wav", speech_like(0.8))
+    result = app.analyse_upload(strict_model, str(path))
+    assert result.analysis is None and "at least 1 s" in result.error
+    assert "\n" not in result.error and "Cannot analyse" in app.verdict(result)
+
+
+def test_silence(model, tmp_path):
+    result = app.analyse_upload(model, str(write(tmp_path / "silent.wav", np.zeros(32000, np.float32))))
+    assert result.analysis is None and "silent" in result.error
+
+
+def test_clipped_is_analysed_with_a_warning(model, tmp_path):
+    loud = np.clip(speech_like() * 8, -1, 1)
+    result = app.analyse_upload(model, str(write(tmp_path / "loud.wav", loud)))
+    assert result.analysis is not None
+    assert len(result.notes) == 1 and "clipped" in result.notes[0] and "clipped" in app.notes(result)
+
+
+def test_very_quiet_is_analysed_with_a_warning(model, tmp_path):
+    quiet = speech_like() * 0.02  # peaks near -40 dBFS
+    result = app.analyse_upload(model, str(write(tmp_path / "quiet.wav", quiet)))
+    assert result.analysis is not None
+    assert len(result.notes) == 1 and "very quiet" in result.notes[0]
+
+
+def test_very_long_analyses_the_models_maximum(strict_model, tmp_path):
+    result = app.analyse_upload(strict_model, str(write(tmp_path / "long.wav", speech_like(6.0))))
+    assert result.analysis is not None and result.analysis.truncated
+    assert len(result.notes) == 1 and "only the first 4 s" in result.notes[0]
+    assert len(result.analysis.audio) == 4 * strict_model.feature_config.sample_rate
+    _, wave, _ = app.figures(result, strict_model)
+    assert "first 4 s" in wave.axes[0].get_title()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"), [(b"", "is empty"), (b"RIFF not really a wave file" * 50, "Cannot decode")]
+)
+def test_damaged_file_gives_one_line(model, tmp_path, content, reason):
+    path = tmp_path / "broken.wav"
+    path.write_bytes(content)
+    result = app.analyse_upload(model, str(path))
+    assert result.analysis is None and reason in result.error
+    assert "\n" not in result.error and str(tmp_path) not in result.error  # the file's name, not the server path
+
+
+@pytest.mark.parametrize(("suffix", "subtype"), [(".flac", None), (".ogg", "VORBIS"), (".mp3", "MPEG_LAYER_III")])
+def test_compressed_formats(model, tmp_path, suffix, subtype):
+    path = write(tmp_path / f"speech{suffix}", speech_like(), subtype=subtype)
+    result = app.analyse_upload(model, str(path))
+    assert result.error is None and list(app.scores(result)) == model.labels
+
+
+# ----------------------------------------------------------------------------- uploads are not kept
+
+
+def test_uploads_are_deleted_once_read_and_reanalysis_still_works(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    upload = write(tmp_path / "gradio" / "0123abcd" / "speech.wav", speech_like())
+    recent = app.RecentResults()
+    first = app.analyse_upload(model, str(upload), recent)
+    assert first.analysis is not None and not upload.exists() and not upload.parent.exists()
+    assert app.analyse_upload(model, str(upload), recent) is first  # Analyse pressed again
+    assert app.analyse_upload(model, str(upload)).error == app.GONE  # no memory of it: says why
+
+
+def test_example_clips_are_kept(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    example = write(tmp_path / "gradio" / "feed" / "example.wav", speech_like())
+    app.analyse_upload(model, str(example), keep={str(example)})
+    assert example.exists()
+
+
+def test_recent_results_are_bounded():
+    recent = app.RecentResults(size=2)
+    for key in "abc":
+        recent.put(key, app.Result(error=key))
+    assert recent.get("a") is None and recent.get("c").error == "c"
+
+
+# ----------------------------------------------------------------------------- about the model
+
+METRICS = {
+    "cross_validation": {
+        "ravdess": {
+            "uar": {"mean": 0.61, "std": 0.04},
+            "accuracy": {"mean": 0.6, "std": 0.05},
+            "macro_f1": {"mean": 0.59, "std": 0.04},
+            "labels": LABELS,
+            "folds": 5,
+            "confusion": [[5, 1, 0, 0], [1, 5, 0, 0], [0, 0, 6, 0], [0, 1, 0, 5]],
+        },
+    },  # fmt: skip
+    "leave_one_corpus_out": {"emodb": {"uar": 0.42, "accuracy": 0.45, "labels": LABELS, "trained_on": ["ravdess"]}},
+}
+CARD = "---\nlicense: other\n---\n# Card\n\n## Training data\n- RAVDESS\n\n## Limitations\n- Acted speech only.\n"
+
+
+def test_about_renders_metrics_card_and_confusion(model, tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps(METRICS))
+    (tmp_path / "README.md").write_text(CARD)
+    files = {n: tmp_path / n for n in ("metrics.json", "README.md")}
+    summary, card, metrics = app.about_markdown(model, "user/model", files)
+    for text in (*model.labels, "61.0 ± 4.0 %", "42.0 %", "ravdess", "emodb", "Acted speech only", "No speaker"):
+        assert text in summary
+    assert not card.startswith("---") and card.startswith("# Card")
+    (fig,) = app.confusion_figures(metrics)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == LABELS
+
+
+def test_about_without_metrics_or_card(model, model_dir):
+    files = app.model_files(model, str(model_dir))
+    assert "metrics.json" not in files
+    summary, _, metrics = app.about_markdown(model, str(model_dir), files)
+    assert "no metrics.json" in summary and "Limitations" in summary and metrics == {}
+    assert app.confusion_figures(metrics) == []
+    summary, card, _ = app.about_markdown(model, str(model_dir), {})
+    assert card == "" and "Not documented" in summary and "decide about people" in summary
+
+
+def test_about_with_validation_only(model):
+    val = {"emodb": {"accuracy": 0.3, "uar": 0.35, "labels": LABELS, "confusion": np.eye(4, dtype=int).tolist()}}
+    assert "35.0 %" in app.results_markdown({"validation": val})
+    assert len(app.confusion_figures({"validation": val})) == 1
+
+
+def test_card_section():
+    assert app.card_section(CARD, "Limitations") == "- Acted speech only."
+    assert app.card_section(CARD, "Intended use") == ""
+
+
+# ----------------------------------------------------------------------------- the Blocks app
+
+
+def _config(demo) -> str:
+    return json.dumps(demo.get_config_file(), default=str)
+
+
+def test_examples_appear_when_the_folder_has_audio(model, tmp_path):
+    write(tmp_path / "ex" / "calm_voice.wav", speech_like())
+    (tmp_path / "ex" / "README.md").write_text("not audio")
+    assert "calm_voice" in _config(app.build_demo(model, examples=tmp_path / "ex"))
+    assert "Examples: click one" not in _config(app.build_demo(model, examples=tmp_path / "empty"))
+
+
+def test_notice_is_shown(model):
+    assert "could not load" in _config(app.build_demo(model, notice="could not load 'x/y' from the Hub"))
+
+
+def test_missing_model_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        app.main(["--model", str(tmp_path / "nope")])
+    assert str(e.value).startswith("error: no model at") and "\n" not in str(e.value)
+
+
+# ----------------------------------------------------------------------------- `python app.py` + gradio_client
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_python_app_serves_predict_to_gradio_client(model_dir, tmp_path):
+    from gradio_client import Client, handle_file
+
+    port, uploads = _free_port(), tmp_path / "gradio"
+    env = {**os.environ, "SER_MODEL": str(model_dir), "GRADIO_SERVER_PORT": str(port), "GRADIO_TEMP_DIR": str(uploads)}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=Path(app.__file__).parent, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, f"app.py exited: {proc.stdout.read()}"
+            try:
+                client = Client(url, verbose=False)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "app.py did not start"
+                time.sleep(0.5)
+        verdict, label, notes = client.predict(
+            handle_file(str(write(tmp_path / "a.wav", speech_like(3.0)))), api_name="/predict"
+        )
+        confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
+        assert sorted(confidences) == sorted(LABELS) and sum(confidences.values()) == pytest.approx(1, abs=1e-4)
+        assert label["label"] == max(confidences, key=confidences.get)
+        assert label["label"].capitalize() in verdict and notes == ""
+        assert not [p for p in uploads.rglob("*") if p.is_file()], "the upload was kept after the request"
+
+        verdict, label, _ = client.predict(
+            handle_file(str(write(tmp_path / "s.wav", np.zeros(16000)))), api_name="/predict"
+        )
+        assert "silent" in verdict and not label.get("confidences")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
