@@ -23,19 +23,33 @@ from ser.training import TrainConfig, _dist, cross_validate, evaluate_split, fit
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", action="append", required=True, metavar="NAME=PATH",
-                   help="training corpus: ravdess, emodb, cremad, tess, savee or folder (root/<emotion>/...); repeatable")  # fmt: skip
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="training corpus: ravdess, emodb, cremad, tess, savee or folder (root/<emotion>/...); repeatable",
+    )
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--folds", type=int, default=0, help="speaker-fold cross-validation before the final fit (0: none)")
-    p.add_argument("--cross-corpus", action="store_true", help="also train on all corpora but one and test on it, for each")
-    p.add_argument("--test", action="append", default=[], metavar="NAME=PATH", help="extra corpus to test the final model on")
+    p.add_argument(
+        "--cross-corpus", action="store_true", help="also train on all corpora but one and test on it, for each"
+    )
+    p.add_argument(
+        "--test", action="append", default=[], metavar="NAME=PATH", help="extra corpus to test the final model on"
+    )
     p.add_argument("--cache-dir", default=".cache/ser", help="decoded-audio cache ('' to disable)")
     p.add_argument("--push-to-hub", metavar="USER/NAME", help="upload the checkpoint folder after training")
     p.add_argument("--no-augment", dest="augment", action="store_false")
     for f in fields(TrainConfig):
         if f.name != "augment":
             kind = str if f.name == "widths" else type(f.default) if f.default is not None else int
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None, help=f"default {getattr(TrainConfig(), f.name)}")
+            p.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                type=kind,
+                default=None,
+                help=f"default {getattr(TrainConfig(), f.name)}",
+            )
     return p
 
 
@@ -77,14 +91,21 @@ def main(argv=None) -> int:
     metrics["validation"] = evaluate_split(model, val)
     if tests is not None:
         metrics["test"] = evaluate_split(model, tests)
-    metrics["training"] = {**history, "final_fit_seconds": time.time() - t1, "evaluation_runs_seconds": t1 - t0,
-                           "train_clips": len(train), "validation_speakers": sorted(set(val.speakers))}  # fmt: skip
+    metrics["training"] = {
+        **history,
+        "final_fit_seconds": time.time() - t1,
+        "evaluation_runs_seconds": t1 - t0,
+        "train_clips": len(train),
+        "validation_speakers": sorted(set(val.speakers)),
+    }
     if rank != 0:
         return 0
     out = Path(args.out)
     save_checkpoint(model, out, cfg, args.data, metrics)
     for corpus, m in metrics.get("cross_validation", {}).items():
-        print(f"cross-validation {corpus}: UAR {m['uar']['mean']:.3f} ± {m['uar']['std']:.3f}  accuracy {m['accuracy']['mean']:.3f}")
+        print(
+            f"cross-validation {corpus}: UAR {m['uar']['mean']:.3f} ± {m['uar']['std']:.3f}  accuracy {m['accuracy']['mean']:.3f}"
+        )
     for corpus, m in metrics.get("leave_one_corpus_out", {}).items():
         print(f"cross-corpus -> {corpus}: UAR {m['uar']:.3f} ({len(m['labels'])} classes)")
     print(f"wrote {out} (final fit {metrics['training']['final_fit_seconds']:.0f} s)")

@@ -7,5 +7,15 @@ from .hub import load_model
 from .inference import analyse, predict_file
 from .model import ModelConfig, SERModel
 
-__all__ = ["AudioError", "EMOTIONS", "FeatureConfig", "ModelConfig", "SERModel", "analyse", "load_audio",
-           "load_model", "log_mel_spectrogram", "predict_file"]  # fmt: skip
+__all__ = [
+    "AudioError",
+    "EMOTIONS",
+    "FeatureConfig",
+    "ModelConfig",
+    "SERModel",
+    "analyse",
+    "load_audio",
+    "load_model",
+    "log_mel_spectrogram",
+    "predict_file",
+]

@@ -99,7 +99,9 @@ def prepare(audio: np.ndarray, cfg: FeatureConfig, name: str = "audio") -> np.nd
     normalises each utterance's spectrogram itself.
     """
     if peak_dbfs(audio) < SILENCE_DBFS:
-        raise AudioError(f"{name} is silent (peak below {SILENCE_DBFS:.0f} dBFS); check the microphone and record again")
+        raise AudioError(
+            f"{name} is silent (peak below {SILENCE_DBFS:.0f} dBFS); check the microphone and record again"
+        )
     trimmed = trim_silence(audio, cfg.trim_db)
     seconds = len(trimmed) / cfg.sample_rate
     if len(trimmed) < cfg.min_samples:

@@ -8,7 +8,6 @@ SpecAugment masks on the log-mel. Speed perturbation happens when cropping (`dat
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 
 @dataclass

@@ -30,11 +30,29 @@ def _confusion_table(m: dict) -> list[str]:
 
 def render_card(model: SERModel, metrics: dict, data_args: list[str]) -> str:
     corpora = sorted({a.partition("=")[0] if "=" in a else "folder" for a in data_args})
-    cv, loco, val = metrics.get("cross_validation", {}), metrics.get("leave_one_corpus_out", {}), metrics.get("validation", {})
+    cv, loco, val = (
+        metrics.get("cross_validation", {}),
+        metrics.get("leave_one_corpus_out", {}),
+        metrics.get("validation", {}),
+    )
     headline = cv or val
-    yaml = ["---", "license: cc-by-nc-sa-4.0" if "ravdess" in corpora else "license: other", "library_name: ser",
-            "pipeline_tag: audio-classification", "tags:", "- audio-classification", "- speech-emotion-recognition",
-            "- pytorch", "datasets:", *[f"- {c}" for c in corpora], "metrics:", "- accuracy", "- recall", "- f1", "---"]  # fmt: skip
+    yaml = [
+        "---",
+        "license: cc-by-nc-sa-4.0" if "ravdess" in corpora else "license: other",
+        "library_name: ser",
+        "pipeline_tag: audio-classification",
+        "tags:",
+        "- audio-classification",
+        "- speech-emotion-recognition",
+        "- pytorch",
+        "datasets:",
+        *[f"- {c}" for c in corpora],
+        "metrics:",
+        "- accuracy",
+        "- recall",
+        "- f1",
+        "---",
+    ]
     fc = model.feature_config
     n_params = sum(p.numel() for p in model.parameters())
     lines = [
@@ -59,25 +77,51 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str]) -> str:
         "number of classes).",
     ]
     if cv:
-        lines += ["", f"### Cross-validation over speaker folds ({next(iter(cv.values()))['folds']} folds, mean ± std)", "",
-                  "| corpus | classes | accuracy | UAR | macro-F1 | ECE before → after calibration |", "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"### Cross-validation over speaker folds ({next(iter(cv.values()))['folds']} folds, mean ± std)",
+            "",
+            "| corpus | classes | accuracy | UAR | macro-F1 | ECE before → after calibration |",
+            "|---|---|---|---|---|---|",
+        ]
         for c, m in cv.items():
             ece = f"{m['ece_uncalibrated']['mean']:.3f} → {m['ece']['mean']:.3f}" if "ece" in m else "n/a"
-            lines.append(f"| {c} | {len(m['labels'])} | {_mean_std(m, 'accuracy')} | {_mean_std(m, 'uar')} | {_mean_std(m, 'macro_f1')} | {ece} |")
-        lines += ["", "Each fold trains a fresh model on the other folds' speakers (all corpora), early-stops on held-out "
-                  "validation speakers, and is tested on the fold's speakers. On a corpus that lacks some of the model's "
-                  "classes (EmoDB has no calm or surprised), the argmax is over the classes it has."]  # fmt: skip
+            lines.append(
+                f"| {c} | {len(m['labels'])} | {_mean_std(m, 'accuracy')} | {_mean_std(m, 'uar')} | {_mean_std(m, 'macro_f1')} | {ece} |"
+            )
+        lines += [
+            "",
+            "Each fold trains a fresh model on the other folds' speakers (all corpora), early-stops on held-out "
+            "validation speakers, and is tested on the fold's speakers. On a corpus that lacks some of the model's "
+            "classes (EmoDB has no calm or surprised), the argmax is over the classes it has.",
+        ]
         for c, m in cv.items():
-            lines += ["", f"Per-class recall, {c} (pooled over folds): "
-                      + ", ".join(f"{k} {_pct(v)}" for k, v in m["pooled_per_class_recall"].items()), "",
-                      f"Confusion matrix, {c} (all folds' test clips; rows true, columns predicted):", "", *_confusion_table(m)]  # fmt: skip
+            lines += [
+                "",
+                f"Per-class recall, {c} (pooled over folds): "
+                + ", ".join(f"{k} {_pct(v)}" for k, v in m["pooled_per_class_recall"].items()),
+                "",
+                f"Confusion matrix, {c} (all folds' test clips; rows true, columns predicted):",
+                "",
+                *_confusion_table(m),
+            ]
     if loco:
-        lines += ["", "### Cross-corpus (leave one corpus out)", "",
-                  "| trained on | tested on (all speakers) | shared classes | accuracy | UAR | chance UAR |", "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "### Cross-corpus (leave one corpus out)",
+            "",
+            "| trained on | tested on (all speakers) | shared classes | accuracy | UAR | chance UAR |",
+            "|---|---|---|---|---|---|",
+        ]
         for c, m in loco.items():
-            lines.append(f"| {' + '.join(m['trained_on'])} | {c} | {len(m['labels'])} | {_pct(m['accuracy'])} | {_pct(m['uar'])} | {_pct(m['chance_uar'])} |")
-        lines += ["", "This is the closest measure here of how the model fares on a voice, language and microphone it "
-                  "has never heard."]  # fmt: skip
+            lines.append(
+                f"| {' + '.join(m['trained_on'])} | {c} | {len(m['labels'])} | {_pct(m['accuracy'])} | {_pct(m['uar'])} | {_pct(m['chance_uar'])} |"
+            )
+        lines += [
+            "",
+            "This is the closest measure here of how the model fares on a voice, language and microphone it "
+            "has never heard.",
+        ]
     if val and not cv:
         lines += ["", "### Validation speakers of this model", "", "| corpus | accuracy | UAR |", "|---|---|---|"]
         lines += [f"| {c} | {_pct(m['accuracy'])} | {_pct(m['uar'])} |" for c, m in val.items()]
@@ -97,5 +141,8 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str]) -> str:
         "- Not for judging real people: not for hiring, policing, health, education assessment or any decision about a person.",
     ]
     if headline:
-        lines += ["", f"Figures regenerate with the command in `train_config.json`; `metrics.json` holds every number above."]
+        lines += [
+            "",
+            "Figures regenerate with the command in `train_config.json`; `metrics.json` holds every number above.",
+        ]
     return "\n".join(yaml + [""] + lines) + "\n"

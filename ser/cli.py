@@ -42,10 +42,16 @@ def cmd_predict(args) -> int:
             probs, label, error = {}, None, str(e)
             failed += 1
         if args.format == "jsonl":
-            row = {"path": str(path), "label": label, "probs": probs} if error is None else {"path": str(path), "error": error}
+            row = (
+                {"path": str(path), "label": label, "probs": probs}
+                if error is None
+                else {"path": str(path), "error": error}
+            )
             print(json.dumps(row), flush=True)
         elif writer:
-            writer.writerow([path, label or "", *(f"{probs[k]:.4f}" if probs else "" for k in model.labels), error or ""])
+            writer.writerow(
+                [path, label or "", *(f"{probs[k]:.4f}" if probs else "" for k in model.labels), error or ""]
+            )
         else:
             summary = f"{label:<10} {probs[label]:6.1%}" if error is None else f"error: {error}"
             print(f"{str(path):<50} {summary}", flush=True)
@@ -65,17 +71,24 @@ def cmd_evaluate(args) -> int:
             held = set(args.speakers.split(","))
             keep = [i for i, s in enumerate(clips.speakers) if s in held or s.split(":", 1)[1] in held]
             if not keep:
-                raise ValueError(f"no {corpus} clips from speakers {args.speakers}; speaker ids look like {clips.speakers[0]}")
+                raise ValueError(
+                    f"no {corpus} clips from speakers {args.speakers}; speaker ids look like {clips.speakers[0]}"
+                )
             clips = clips.subset(keep)
         m = evaluate_logits(clip_logits(model, clips), clips.emotions, model.labels, model.config.temperature)
         report["corpora"][corpus] = m
-        print(f"{corpus}: {m['n']} clips, {len(m['labels'])} classes  accuracy {m['accuracy']:.3f}  "
-              f"UAR {m['uar']:.3f}  macro-F1 {m['macro_f1']:.3f}  (chance UAR {m['chance_uar']:.3f})")  # fmt: skip
+        print(
+            f"{corpus}: {m['n']} clips, {len(m['labels'])} classes  accuracy {m['accuracy']:.3f}  "
+            f"UAR {m['uar']:.3f}  macro-F1 {m['macro_f1']:.3f}  (chance UAR {m['chance_uar']:.3f})"
+        )
         for lab, pc in m["per_class"].items():
             print(f"  {lab:<10} precision {pc['precision']:.3f}  recall {pc['recall']:.3f}  n={pc['support']}")
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
-            plots.save(plots.confusion(np.array(m["confusion"]), m["labels"], f"{corpus}"), Path(args.out) / f"confusion_{corpus}.png")
+            plots.save(
+                plots.confusion(np.array(m["confusion"]), m["labels"], f"{corpus}"),
+                Path(args.out) / f"confusion_{corpus}.png",
+            )
     report["protocol"] = (
         "every clip of each corpus given" if not args.speakers else f"only speakers {args.speakers}"
     ) + "; labels the model knows but a corpus lacks are excluded from the argmax"
@@ -92,7 +105,9 @@ def cmd_push(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ser", description="Speech emotion recognition: predict, evaluate, push.")
+    p = argparse.ArgumentParser(
+        prog="python -m ser", description="Speech emotion recognition: predict, evaluate, push."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     model_help = "checkpoint folder or Hugging Face Hub id (user/name); default: the shipped checkpoints/default"
 
@@ -104,10 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="accuracy, UAR, macro-F1 and confusion matrix on a labelled corpus")
     ev.add_argument("--model", default=None, help=model_help)
-    ev.add_argument("--data", action="append", required=True, metavar="NAME=PATH",
-                    help="corpus to test on (ravdess, emodb, cremad, tess, savee, folder); repeatable")  # fmt: skip
-    ev.add_argument("--speakers", default="", help="comma-separated speaker ids to test on (e.g. 19,20): "
-                    "use the speakers the model was not trained on")  # fmt: skip
+    ev.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="corpus to test on (ravdess, emodb, cremad, tess, savee, folder); repeatable",
+    )
+    ev.add_argument(
+        "--speakers",
+        default="",
+        help="comma-separated speaker ids to test on (e.g. 19,20): use the speakers the model was not trained on",
+    )
     ev.add_argument("--out", default=None, help="folder for metrics.json and confusion-matrix PNGs")
     ev.add_argument("--cache-dir", default=".cache/ser", help="decoded-audio cache")
     ev.set_defaults(func=cmd_evaluate)

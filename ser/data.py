@@ -32,11 +32,18 @@ class Clips:
         return len(self.audio)
 
     def subset(self, idx) -> "Clips":
-        return Clips(*([getattr(self, f)[i] for i in idx] for f in ("audio", "emotions", "speakers", "corpora", "paths")))
+        return Clips(
+            *([getattr(self, f)[i] for i in idx] for f in ("audio", "emotions", "speakers", "corpora", "paths"))
+        )
 
     def __add__(self, other: "Clips") -> "Clips":
-        return Clips(self.audio + other.audio, self.emotions + other.emotions, self.speakers + other.speakers,
-                     self.corpora + other.corpora, self.paths + other.paths)  # fmt: skip
+        return Clips(
+            self.audio + other.audio,
+            self.emotions + other.emotions,
+            self.speakers + other.speakers,
+            self.corpora + other.corpora,
+            self.paths + other.paths,
+        )
 
 
 def _cache_key(items: list[Item], cfg: FeatureConfig) -> str:
@@ -69,12 +76,17 @@ def load_corpus(root: Path, corpus: str, cfg: FeatureConfig, cache_dir: Path | N
             bad.append(str(e))
     if bad:
         log(f"{corpus}: skipped {len(bad)} unusable clip(s), e.g. {bad[0]}")
-    clips = Clips(audio, [i.emotion for i in kept], [i.speaker for i in kept], [corpus] * len(kept),
-                  [str(i.path) for i in kept])  # fmt: skip
+    clips = Clips(
+        audio, [i.emotion for i in kept], [i.speaker for i in kept], [corpus] * len(kept), [str(i.path) for i in kept]
+    )
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"lengths": [len(a) for a in audio], "emotions": clips.emotions, "speakers": clips.speakers,
-                "paths": clips.paths}  # fmt: skip
+        meta = {
+            "lengths": [len(a) for a in audio],
+            "emotions": clips.emotions,
+            "speakers": clips.speakers,
+            "paths": clips.paths,
+        }
         pcm = np.round(np.clip(np.concatenate(audio), -1, 1) * 32767).astype(np.int16)
         tmp = cache.with_suffix(".tmp.npz")
         np.savez(tmp, audio=pcm, meta=json.dumps(meta))

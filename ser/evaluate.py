@@ -54,7 +54,9 @@ def evaluate_logits(logits: torch.Tensor, y_true: list[str], model_labels: list[
     pred = [labels[i] for i in sub.argmax(dim=1).tolist()]
     truth = [y_true[i] for i in keep]
     out = metrics(truth, pred, labels)
-    out["ece"] = expected_calibration_error(F.softmax(sub / temperature, dim=1), torch.tensor([labels.index(t) for t in truth]))
+    out["ece"] = expected_calibration_error(
+        F.softmax(sub / temperature, dim=1), torch.tensor([labels.index(t) for t in truth])
+    )
     if missing:
         out["skipped_labels_unknown_to_model"] = missing
         out["skipped_clips"] = len(y_true) - len(keep)

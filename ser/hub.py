@@ -39,7 +39,9 @@ def load_model(name: str | os.PathLike | None = None, fallback: bool = True) -> 
     try:
         return SERModel.from_pretrained(str(name)), None
     except Exception as e:  # offline, unknown repo, gated repo, bad files: all mean "not usable"
-        reason = f"could not load '{name}' from the Hugging Face Hub ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+        reason = (
+            f"could not load '{name}' from the Hugging Face Hub ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+        )
         if not fallback or Path(name) == DEFAULT_MODEL:
             raise ModelError(f"{reason}; check the id and your network, or pass a local folder") from None
         model, _ = load_model(DEFAULT_MODEL, fallback=False)
@@ -58,9 +60,13 @@ def push(folder: str | os.PathLike, repo_id: str, token: str | None = None, priv
     try:
         HfApi(token=token).whoami()
     except HfHubHTTPError as e:
-        raise ModelError(f"the Hub rejected the token ({e.response.status_code if e.response is not None else e}); check HF_TOKEN") from None
+        raise ModelError(
+            f"the Hub rejected the token ({e.response.status_code if e.response is not None else e}); check HF_TOKEN"
+        ) from None
     except Exception as e:
-        raise ModelError(f"cannot reach the Hugging Face Hub ({type(e).__name__}); check the network and push again") from None
+        raise ModelError(
+            f"cannot reach the Hugging Face Hub ({type(e).__name__}); check the network and push again"
+        ) from None
     try:
         return str(model.push_to_hub(repo_id, token=token, private=private, commit_message="Upload SER checkpoint"))
     except Exception as e:

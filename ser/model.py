@@ -27,6 +27,7 @@ class ModelConfig:
     widths: list = field(default_factory=lambda: [16, "M", 32, "M", 64, "M", 128, "M", 128])
     hidden: int = 128  # width of the head's hidden layer
     dropout: float = 0.3
+    norm: str = "band"  # per-utterance input normalisation: "band" (each mel band's mean) or "global"
     temperature: float = 1.0  # divides logits; fitted on validation speakers after training
 
     def __post_init__(self):
@@ -75,11 +76,11 @@ class SERModel(
     def feature_config(self) -> FeatureConfig:
         return self.config.features
 
-    @staticmethod
-    def normalize(mel: torch.Tensor) -> torch.Tensor:
-        """Per-utterance normalisation: remove each band's mean over time (gain and channel EQ)
-        and scale by the clip's overall standard deviation. (B, n_mels, T) -> same."""
-        mel = mel - mel.mean(dim=-1, keepdim=True)
+    def normalize(self, mel: torch.Tensor) -> torch.Tensor:
+        """Per-utterance normalisation, (B, n_mels, T) -> same: remove the mean ("band": each band's
+        mean over time, which cancels gain and microphone EQ; "global": one mean, which cancels gain)
+        and scale by the clip's overall standard deviation."""
+        mel = mel - mel.mean(dim=-1 if self.config.norm == "band" else (-2, -1), keepdim=True)
         return mel / (mel.std(dim=(-2, -1), keepdim=True) + 1e-5)
 
     def embed(self, mel: torch.Tensor) -> torch.Tensor:

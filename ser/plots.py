@@ -31,7 +31,9 @@ def log_mel(mel: np.ndarray, cfg: FeatureConfig, title: str = "Log-mel spectrogr
     img = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, cfg.n_mels))
     freqs = mel_frequencies(cfg)
     ticks = [f for f in (100, 250, 500, 1000, 2000, 4000, 8000) if freqs[0] <= f <= freqs[-1]]
-    ax.set_yticks(np.interp(ticks, freqs, np.arange(cfg.n_mels) + 0.5), [f"{f / 1000:g}k" if f >= 1000 else str(f) for f in ticks])
+    ax.set_yticks(
+        np.interp(ticks, freqs, np.arange(cfg.n_mels) + 0.5), [f"{f / 1000:g}k" if f >= 1000 else str(f) for f in ticks]
+    )
     ax.set(xlabel="time (s)", ylabel="frequency (Hz, mel scale)", title=title)
     fig.colorbar(img, ax=ax, label="dB", pad=0.01)
     return fig
@@ -58,8 +60,15 @@ def confusion(cm: np.ndarray, labels: list[str], title: str = "Confusion matrix"
     img = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, f"{norm[i, j]:.0%}\n({cm[i, j]})", ha="center", va="center", fontsize=9,
-                    color="white" if norm[i, j] > 0.5 else "black")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.0%}\n({cm[i, j]})",
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set(xlabel="predicted", ylabel="true", title=title)

@@ -35,6 +35,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     label_smoothing: float = 0.1  # acted labels are not certain; soft targets calibrate better
     mixup_alpha: float = 0.3  # 0 turns mixup off
+    ema_decay: float = 0.995  # per-step weight averaging; the averaged model is the one kept
     augment: bool = True  # room/noise/EQ/band-limit/warp/speed/SpecAugment (see AugmentConfig)
     val_fraction: float = 0.15  # share of each corpus's speakers held out for early stopping and calibration
     epoch_size: int = 0  # clips drawn per epoch (class-balanced); 0 = the training set's size
@@ -42,6 +43,7 @@ class TrainConfig:
     widths: list = field(default_factory=lambda: list(ModelConfig(labels=[]).widths))
     hidden: int = 128
     dropout: float = 0.3
+    norm: str = "band"  # see ModelConfig.norm
     threads: int = 0  # torch CPU threads; 0 = torch's default (all cores)
 
 
@@ -69,12 +71,16 @@ def _batch(clips: Clips, idx: np.ndarray, fc: FeatureConfig, ac: AugmentConfig |
     wave = torch.from_numpy(np.stack([crop(clips.audio[i], fc.clip_samples, rng, s) for i, s in zip(idx, speeds)]))
     if ac is None:
         return power_to_log_mel(stft_power(wave.to(device), fc), fc)
-    wave = augment.gain_and_codec(augment.noise(augment.reverb(wave, fc.sample_rate, ac, g), fc.sample_rate, ac, g), ac, g)
+    wave = augment.gain_and_codec(
+        augment.noise(augment.reverb(wave, fc.sample_rate, ac, g), fc.sample_rate, ac, g), ac, g
+    )
     power = augment.channel(stft_power(wave, fc), fc.sample_rate, ac, g)
     return augment.spec_augment(power_to_log_mel(power, fc), ac, g).to(device)
 
 
-def fit(train: Clips, val: Clips, cfg: TrainConfig, fc: FeatureConfig, labels: list[str] | None = None, log=print) -> tuple[SERModel, dict]:
+def fit(
+    train: Clips, val: Clips, cfg: TrainConfig, fc: FeatureConfig, labels: list[str] | None = None, log=print
+) -> tuple[SERModel, dict]:
     """Train on `train`, early-stop and calibrate on `val` (disjoint speakers). Returns (model, history)."""
     rank, world = _dist()
     device = _device()
@@ -82,7 +88,11 @@ def fit(train: Clips, val: Clips, cfg: TrainConfig, fc: FeatureConfig, labels: l
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     labels = labels or [e for e in _vocabulary_order(train.emotions)]
-    model = SERModel(ModelConfig(labels=labels, features=fc, widths=cfg.widths, hidden=cfg.hidden, dropout=cfg.dropout)).to(device)
+    model = SERModel(
+        ModelConfig(
+            labels=labels, features=fc, widths=cfg.widths, hidden=cfg.hidden, dropout=cfg.dropout, norm=cfg.norm
+        )
+    ).to(device)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     y = np.array([labels.index(e) for e in train.emotions])
     epoch_size = cfg.epoch_size or len(train)
@@ -91,7 +101,8 @@ def fit(train: Clips, val: Clips, cfg: TrainConfig, fc: FeatureConfig, labels: l
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15)
     ac = AugmentConfig() if cfg.augment else None
-    best = {"uar": -1.0, "epoch": 0, "state": None}
+    ema = copy.deepcopy(model).eval()  # weight average over steps: steadier validation, better generalisation
+    best, step = {"uar": -1.0, "epoch": 0, "state": None}, 0
     history = []
     for epoch in range(cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])  # same draw on every rank
@@ -100,7 +111,14 @@ def fit(train: Clips, val: Clips, cfg: TrainConfig, fc: FeatureConfig, labels: l
         g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch * 101 + rank)
         net.train()
         t0, total = time.time(), 0.0
-        bar = tqdm(order, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, disable=True if rank != 0 else None, mininterval=1.0)
+        bar = tqdm(
+            order,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+            leave=False,
+            disable=True if rank != 0 else None,
+            mininterval=1.0,
+        )
         for batch_idx in bar:
             idx = batch_idx[rank * per_rank : (rank + 1) * per_rank]
             mel = _batch(train, idx, fc, ac, rng_rank, g, device)
@@ -113,16 +131,27 @@ def fit(train: Clips, val: Clips, cfg: TrainConfig, fc: FeatureConfig, labels: l
             loss.backward()
             opt.step()
             sched.step()
+            step += 1
+            _update_ema(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))  # short warm-up
             total += loss.item()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        logits = clip_logits(model, val, device)
+        logits = clip_logits(ema, val, device)
         m = evaluate_logits(logits, val.emotions, labels)
-        history.append({"epoch": epoch + 1, "loss": total / steps, "val_uar": m["uar"], "val_accuracy": m["accuracy"],
-                        "seconds": time.time() - t0})  # fmt: skip
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": total / steps,
+                "val_uar": m["uar"],
+                "val_accuracy": m["accuracy"],
+                "seconds": time.time() - t0,
+            }
+        )
         if rank == 0:
-            log(f"epoch {epoch + 1:3d}  loss {total / steps:.3f}  val UAR {m['uar']:.3f}  acc {m['accuracy']:.3f}  ({time.time() - t0:.0f} s)")
+            log(
+                f"epoch {epoch + 1:3d}  loss {total / steps:.3f}  val UAR {m['uar']:.3f}  acc {m['accuracy']:.3f}  ({time.time() - t0:.0f} s)"
+            )
         if m["uar"] > best["uar"]:
-            best = {"uar": m["uar"], "epoch": epoch + 1, "state": copy.deepcopy(model.state_dict())}
+            best = {"uar": m["uar"], "epoch": epoch + 1, "state": copy.deepcopy(ema.state_dict())}
         elif epoch + 1 - best["epoch"] >= cfg.patience:
             break
     model.load_state_dict(best["state"])
@@ -131,6 +160,14 @@ def fit(train: Clips, val: Clips, cfg: TrainConfig, fc: FeatureConfig, labels: l
     model.config.temperature = fit_temperature(logits, target)
     model.to("cpu").eval()
     return model, {"history": history, "best_epoch": best["epoch"], "best_val_uar": best["uar"]}
+
+
+@torch.no_grad()
+def _update_ema(ema: SERModel, model: SERModel, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
 
 
 def _vocabulary_order(emotions: list[str]) -> list[str]:
@@ -159,7 +196,9 @@ def cross_validate(clips: Clips, k: int, cfg: TrainConfig, fc: FeatureConfig, lo
     for i, held in enumerate(speaker_folds(clips, k)):
         rest, test = split_by_speaker(clips, held)
         train, val = split_by_speaker(rest, validation_speakers(rest, cfg.val_fraction))
-        log(f"fold {i + 1}/{k}: test speakers {sorted(held)}; {len(train)} train / {len(val)} val / {len(test)} test clips")
+        log(
+            f"fold {i + 1}/{k}: test speakers {sorted(held)}; {len(train)} train / {len(val)} val / {len(test)} test clips"
+        )
         model, _ = fit(train, val, cfg, fc, labels, log)
         for corpus, m in evaluate_split(model, test).items():
             m["test_speakers"] = sorted(s for s in held if s.startswith(corpus + ":"))
@@ -183,7 +222,9 @@ def save_checkpoint(model: SERModel, out: Path, cfg: TrainConfig, data_args: lis
     results = metrics.get("cross_validation") or metrics.get("validation", {})
     for corpus, m in results.items():
         title = f"{corpus}: held-out speakers" + (f" ({m['folds']} folds)" if "folds" in m else "")
-        plots.save(plots.confusion(np.array(m["confusion"]), m["labels"], title), out / f"confusion_matrix_{corpus}.png")
+        plots.save(
+            plots.confusion(np.array(m["confusion"]), m["labels"], title), out / f"confusion_matrix_{corpus}.png"
+        )
 
 
 def leave_one_corpus_out(clips: Clips, cfg: TrainConfig, fc: FeatureConfig, log=print) -> dict:

@@ -45,5 +45,7 @@ def model_dir(tmp_path_factory):
 
     torch.manual_seed(torch_seed)
     labels = ["neutral", "happy", "sad", "angry"]
-    SERModel(ModelConfig(labels=labels, features=FeatureConfig(), widths=[8, "M", 16, "M"], hidden=16)).save_pretrained(path)
+    SERModel(ModelConfig(labels=labels, features=FeatureConfig(), widths=[8, "M", 16, "M"], hidden=16)).save_pretrained(
+        path
+    )
     return path
