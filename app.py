@@ -52,6 +52,7 @@ EMOJI = {
 START = "Record a short sentence (2 to 10 seconds) or upload a clip, then press **Analyse**."
 GONE = "This upload is no longer on the server (uploads are deleted once analysed): record or upload it again."
 NO_AUDIO = "No audio yet: record with the microphone or upload a file, then press **Analyse**."
+FIGURE_WIDTH = 6.4  # inches; see `figures`
 THEME = gr.themes.Soft(text_size="lg")  # large text: read from the back of a classroom and on a phone
 CSS = "#verdict h2 {font-size: 2rem; margin: 0.2em 0} .notice {border-left: 4px solid #f08c00; padding-left: 0.6em}"
 
@@ -382,7 +383,7 @@ def build_demo(
                 with gr.Accordion("Scores as text", open=False):
                     label = gr.Label(label="Emotion scores", show_heading=False, elem_id="scores")
         with gr.Tabs():
-            with gr.Tab("What the model hears", id="hears"):
+            with gr.Tab("What it hears", id="hears"):
                 gr.Markdown(
                     "The **waveform** is the sound pressure over time. The **log-mel spectrogram** is what "
                     "the model actually reads: time runs left to right, pitch goes up (spaced like our hearing "
@@ -393,8 +394,9 @@ def build_demo(
             with gr.Tab("About the model", id="about"):
                 summary, card, metrics = about_markdown(model, source, model_files(model, source))
                 gr.Markdown(summary, elem_id="about")
-                for fig in confusion_figures(metrics):
-                    gr.Plot(fig, show_label=False)
+                with gr.Row():
+                    for fig in confusion_figures(metrics):
+                        gr.Plot(fig, show_label=False, min_width=360)
                 if card:
                     with gr.Accordion("Full model card", open=False):
                         gr.Markdown(card)

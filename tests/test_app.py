@@ -255,7 +255,8 @@ def _config(demo) -> str:
     return json.dumps(demo.get_config_file(), default=str)
 
 
-def test_examples_appear_when_the_folder_has_audio(model, tmp_path):
+def test_examples_appear_when_the_folder_has_audio(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))  # Gradio copies examples to its cache
     write(tmp_path / "ex" / "calm_voice.wav", speech_like())
     (tmp_path / "ex" / "README.md").write_text("not audio")
     assert "calm_voice" in _config(app.build_demo(model, examples=tmp_path / "ex"))

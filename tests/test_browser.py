@@ -1,0 +1,149 @@
+"""The app in a real browser: Debian's headless Chromium, driven by playwright, uploads and records synthesized speech.
+
+Never downloads a browser. Without /usr/bin/chromium these tests skip, except under CI=true, where they fail.
+"""
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import speech_like, write
+
+import app
+from ser.hub import load_model
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
+# Gradio's queue statistics trip pandas 3 deprecation warnings: not ours, and noise in the report.
+pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
+TIMEOUT_MS = 30_000  # generous: a loaded 2-core machine; a healthy run takes a second or two per step
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    if not os.path.exists(CHROMIUM):
+        if IN_CI:
+            pytest.fail(f"CI=true but there is no Chromium at {CHROMIUM}: apt-get install chromium")
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium); browser tests need it")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if IN_CI:
+            raise
+        pytest.skip("the playwright package is not installed (pip install -r requirements-test.txt)")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def server(model_dir, tmp_path_factory):
+    """The app served in this process on a free port; yields (url, Gradio's upload folder)."""
+    tmp = tmp_path_factory.mktemp("browser")
+    uploads = tmp / "gradio"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_TEMP_DIR", str(uploads))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        demo = app.build_demo(load_model(model_dir)[0], examples=None)
+        app.launch(demo, server_port=port, prevent_thread_lock=True, quiet=True)
+        try:
+            yield f"http://127.0.0.1:{port}/", uploads
+        finally:
+            demo.close()
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Names of the app's handlers as the in-process server runs them: proof that a click reached the server."""
+    seen = []
+    for name in ("analyse_upload", "figures"):
+        original = getattr(app, name)
+        monkeypatch.setattr(app, name, lambda *a, _f=original, _n=name, **k: seen.append(_n) or _f(*a, **k))
+    return seen
+
+
+def analyse_and_wait(page, calls: list[str]) -> None:
+    """Press Analyse and wait until the server has analysed and drawn the figures (which follow the verdict)."""
+    n = calls.count("figures")
+    page.get_by_role("button", name="Analyse").click()
+    for _ in range(TIMEOUT_MS // 100):
+        if calls.count("figures") > n:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"pressing Analyse ran no analysis (server calls: {calls})")
+
+
+def expect_result(page, labels: list[str]) -> str:
+    """Wait for the verdict and all three plots; returns the verdict text."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#verdict")).to_contain_text("%", timeout=TIMEOUT_MS)
+    for plot in ("#probabilities", "#waveform", "#log-mel"):
+        img = page.locator(f"{plot} img")
+        expect(img).to_be_visible(timeout=TIMEOUT_MS)
+        assert img.evaluate("i => i.complete && i.naturalWidth > 100"), f"{plot} shows no picture"
+    verdict = page.inner_text("#verdict")
+    assert "Cannot analyse" not in verdict
+    assert any(f"{label.capitalize()}:" in verdict for label in labels), verdict
+    return verdict
+
+
+def test_upload_and_analyse(playwright, server, calls, tmp_path):
+    from playwright.sync_api import expect
+
+    url, uploads = server
+    labels = ["neutral", "happy", "sad", "angry"]
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        analyse_and_wait(page, calls)
+        expect(page.locator("#verdict")).to_contain_text("No audio yet", timeout=TIMEOUT_MS)
+
+        page.get_by_role("button", name="Upload file").click()
+        page.locator("#audio-input input[type=file]").set_input_files(
+            str(write(tmp_path / "voice.wav", speech_like(3.0)))
+        )
+        first = expect_result(page, labels)  # analysed on upload
+        analyse_and_wait(page, calls)
+        assert expect_result(page, labels) == first  # the same upload, the same answer, though it left the disk
+
+        page.get_by_text("Scores as text").click()
+        expect(page.locator("#scores")).to_contain_text(labels[0], timeout=TIMEOUT_MS)
+        assert all(label in page.inner_text("#scores") for label in labels)
+        page.get_by_role("tab", name="About the model").click()
+        expect(page.locator("#about")).to_contain_text("Limitations", timeout=TIMEOUT_MS)
+        page.get_by_role("tab", name="What it hears").click()
+        page.screenshot(path=tmp_path / "upload.png", full_page=True)
+        assert not [p for p in uploads.rglob("*.wav") if p.is_file()], "the upload was kept after the request"
+    finally:
+        browser.close()
+
+
+def test_record_from_microphone_and_analyse(playwright, server, calls, tmp_path):
+    """Chromium plays a WAV into a fake microphone; the browser's gain control and noise suppression apply."""
+    url, _ = server
+    voice = write(tmp_path / "mic.wav", np.tile(speech_like(2.0, f0=180, energy=0.5), 3), subtype="PCM_16")
+    mic = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={voice}",
+    ]
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS + mic)
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["microphone"])
+        page = context.new_page()
+        page.goto(url)
+        page.locator("#audio-input button.record-button").click()
+        page.wait_for_timeout(2500)
+        page.locator("#audio-input button.stop-button").click()
+        first = expect_result(page, ["neutral", "happy", "sad", "angry"])  # analysed when the recording stopped
+        analyse_and_wait(page, calls)
+        assert expect_result(page, ["neutral", "happy", "sad", "angry"]) == first
+        page.screenshot(path=Path(tmp_path) / "microphone.png", full_page=True)
+    finally:
+        browser.close()
