@@ -32,6 +32,7 @@ from ser.model import SERModel
 from ser.quality import check_quality
 
 log = logging.getLogger("app")
+PYPLOT = threading.Lock()  # pyplot's figure registry is not thread-safe (the warm-up may overlap a first request)
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 CONCURRENCY = 2  # a free CPU Space has 2 cores: more parallel analyses only slow each other down
@@ -193,12 +194,16 @@ def figures(result: Result, model: SERModel) -> tuple[plt.Figure | None, plt.Fig
         return None, None, None
     cfg = model.feature_config
     title = "Waveform of the analysed sound" + (f" (first {cfg.max_seconds:g} s)" if a.truncated else "")
-    figs = (
-        plots.probabilities(a.probs),
-        plots.waveform(a.audio, cfg.sample_rate, title=title),
-        plots.log_mel(a.mel, cfg),
-    )
+    with PYPLOT:
+        figs = (
+            plots.probabilities(a.probs),
+            plots.waveform(a.audio, cfg.sample_rate, title=title),
+            plots.log_mel(a.mel, cfg),
+        )
     for f in figs:
+        # Narrower than the library's default: a phone shrinks each picture to its width, so fewer inches
+        # keep the labels legible there; on a projector it is the same text size in a smaller picture.
+        f.set_size_inches(min(f.get_figwidth(), FIGURE_WIDTH), f.get_figheight())
         plt.close(f)  # leaves pyplot's registry; Gradio still renders it, then it is garbage-collected
     return figs
 
@@ -369,6 +374,7 @@ def build_demo(
                 example_set = (
                     gr.Examples(
                         [[str(p)] for p in files],
+                        cache_examples=False,  # Spaces would cache them; the views need a fresh run
                         inputs=[audio],
                         label="Examples: click one",
                         example_labels=[p.stem for p in files],
@@ -450,6 +456,15 @@ def warm_up(model: SERModel) -> None:
     figures(analyse_audio(model, noise), model)
 
 
+def load_app(name: str | None) -> tuple[gr.Blocks, SERModel]:
+    """Load the model once and build the app around it. `name`: checkpoint folder, Hub id, or None for the
+    shipped one; a Hub model that cannot be fetched falls back to the shipped one with a notice on the page."""
+    model, notice = load_model(name)
+    if notice:
+        log.warning(notice)
+    return build_demo(model, notice, source=None if notice else name), model
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -460,12 +475,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        model, notice = load_model(args.model)
+        demo, model = load_app(args.model)
     except ModelError as e:
         sys.exit(f"error: {e}")
-    if notice:
-        log.warning(notice)
-    demo = build_demo(model, notice, source=None if notice else args.model)
     threading.Thread(target=warm_up, args=(model,), daemon=True).start()
     launch(demo)
 

@@ -267,6 +267,16 @@ def test_notice_is_shown(model):
     assert "could not load" in _config(app.build_demo(model, notice="could not load 'x/y' from the Hub"))
 
 
+def test_unreachable_hub_model_falls_back_with_a_visible_notice(model_dir, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as if the Hub cannot be reached
+    monkeypatch.setattr("ser.hub.DEFAULT_MODEL", Path(model_dir))  # the shipped model
+    demo, model = app.load_app("nobody/no-such-model")
+    assert model.labels == LABELS
+    assert "could not load 'nobody/no-such-model'" in _config(demo) and "shipped default model instead" in _config(demo)
+
+
 def test_missing_model_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         app.main(["--model", str(tmp_path / "nope")])
@@ -312,6 +322,10 @@ def test_python_app_serves_predict_to_gradio_client(model_dir, tmp_path):
             handle_file(str(write(tmp_path / "s.wav", np.zeros(16000)))), api_name="/predict"
         )
         assert "silent" in verdict and not label.get("confidences")
+
+        big = write(tmp_path / "big.wav", np.zeros(16000 * 660, np.float32), subtype="PCM_16")  # 21 MB > 20 MB
+        with pytest.raises(ValueError, match="maximum file size"):
+            client.predict(handle_file(str(big)), api_name="/predict")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

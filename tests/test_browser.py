@@ -120,6 +120,10 @@ def test_upload_and_analyse(playwright, server, calls, tmp_path):
         page.get_by_role("tab", name="What it hears").click()
         page.screenshot(path=tmp_path / "upload.png", full_page=True)
         assert not [p for p in uploads.rglob("*.wav") if p.is_file()], "the upload was kept after the request"
+
+        page.locator("#audio-input").get_by_role("button", name="Clear").click()
+        expect(page.locator("#verdict")).to_contain_text("Record a short sentence", timeout=TIMEOUT_MS)
+        expect(page.locator("#log-mel img")).to_have_count(0, timeout=TIMEOUT_MS)
     finally:
         browser.close()
 
