@@ -49,6 +49,10 @@ def evaluate_logits(logits: torch.Tensor, y_true: list[str], model_labels: list[
     """
     labels = [lab for lab in model_labels if lab in set(y_true)]
     missing = sorted(set(y_true) - set(model_labels))
+    if not labels:
+        raise ValueError(
+            f"the data's classes ({', '.join(missing)}) are none of the model's ({', '.join(model_labels)})"
+        )
     keep = [i for i, y in enumerate(y_true) if y in labels]
     sub = restrict(logits[keep], model_labels, labels)
     pred = [labels[i] for i in sub.argmax(dim=1).tolist()]

@@ -4,6 +4,8 @@ A checkpoint is a folder with `config.json` (architecture, labels, feature setti
 and `model.safetensors`, the same locally, in `checkpoints/` and on the Hugging Face Hub.
 """
 
+import contextlib
+import io
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +111,8 @@ class SERModel(
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, **kwargs) -> "SERModel":
-        model = super()._from_pretrained(model_id=model_id, **kwargs)
+        with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a loading notice; stdout carries CLI results
+            model = super()._from_pretrained(model_id=model_id, **kwargs)
         if Path(model_id).is_dir():
             model.source_dir = Path(model_id)
         return model
