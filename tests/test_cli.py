@@ -1,0 +1,212 @@
+"""`python -m ser predict | evaluate | push`: one result line per file, one-line errors, never a traceback."""
+
+import csv
+import hashlib
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import speech_like, write
+
+from ser.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def probs_ok(probs: dict, labels: list[str]) -> bool:
+    return list(probs) == labels and abs(sum(probs.values()) - 1) < 1e-4 and min(probs.values()) >= 0
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """Two good files (one nested in a subfolder), three bad ones, and a non-audio file the folder search skips."""
+    d = tmp_path / "in"
+    good = [
+        write(d / "a_speech.wav", speech_like(1.0)),
+        write(d / "sub" / "b_speech.flac", speech_like(1.2, sr=44100, seed=2), 44100),
+    ]
+    (d / "c_empty.wav").write_bytes(b"")
+    bad = [d / "c_empty.wav", write(d / "d_short.wav", speech_like(0.2)), write(d / "e_silent.ogg", np.zeros(16000))]
+    (d / "notes.txt").write_text("skip me")
+    return d, good, bad
+
+
+def error_line(stderr: str) -> str:
+    """The one `error: ...` line the CLI printed (progress bars and notices may surround it); no traceback."""
+    assert "Traceback" not in stderr
+    errors = [line for line in re.split(r"[\r\n]", stderr) if line.startswith("error: ")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def digests(folder: Path) -> dict:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_predict_subprocess_jsonl_one_object_per_file_and_nonzero_exit(inputs, model_dir, tmp_path):
+    folder, good, bad = inputs
+    before = digests(folder)
+    missing = tmp_path / "missing.wav"
+    cmd = [sys.executable, "-m", "ser", "predict", str(folder), str(missing), "--model", str(model_dir)]
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r["path"] for r in rows] == [str(p) for p in sorted(good + bad)] + [str(missing)]
+    labels = json.loads((model_dir / "config.json").read_text())["labels"]
+    for row in rows:
+        if Path(row["path"]) in good:
+            assert set(row) == {"path", "label", "probs"}
+            assert probs_ok(row["probs"], labels) and row["label"] == max(row["probs"], key=row["probs"].get)
+        else:
+            assert set(row) == {"path", "error"} and row["error"] and "\n" not in row["error"]
+    assert "4 of 6 file(s) could not be used" in run.stderr
+    assert digests(folder) == before  # inputs are only read
+
+
+def test_every_kind_of_unusable_file_is_a_json_error_line(tmp_path, model_dir, capsys):
+    from test_audio import BAD  # the table of unusable inputs that load_clip must reject
+
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    paths = [make(folder) for make, _ in BAD.values()]
+    paths = [p for p in paths if p.is_file()] + [tmp_path / "missing.wav"]
+    before = digests(folder)
+
+    assert main(["predict", *map(str, paths), "--model", str(model_dir)]) == 1
+
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["path"] for r in rows] == list(map(str, paths))
+    assert all(set(r) == {"path", "error"} and "\n" not in r["error"] for r in rows)
+    assert "Traceback" not in captured.err
+    assert digests(folder) == before
+
+
+def test_predict_all_good_exits_zero(inputs, model_dir, capsys):
+    _, good, _ = inputs
+    assert main(["predict", *map(str, good), "--model", str(model_dir)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_predict_csv_has_a_header_and_one_row_per_file(inputs, model_dir, capsys):
+    folder, good, bad = inputs
+    assert main(["predict", str(folder), "--model", str(model_dir), "--format", "csv"]) == 1
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    labels = json.loads((model_dir / "config.json").read_text())["labels"]
+    assert [r["path"] for r in rows] == [str(p) for p in sorted(good + bad)]
+    for r in rows:
+        if r["error"]:
+            assert r["label"] == "" and all(r[k] == "" for k in labels)
+        else:
+            assert r["label"] in labels and sum(float(r[k]) for k in labels) == pytest.approx(1, abs=1e-3)
+    assert sum(bool(r["error"]) for r in rows) == len(bad)
+
+
+def test_predict_table_prints_a_line_per_file(inputs, model_dir, capsys):
+    folder, good, bad = inputs
+    assert main(["predict", str(folder), "--model", str(model_dir), "--format", "table"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(good) + len(bad)
+    assert sum("error:" in line for line in lines) == len(bad)
+    assert all("%" in line for line in lines if "error:" not in line)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["predict", "{empty}"], "no audio files found"),
+        (["predict", "{wav}", "--model", "{missing}"], "no model at"),
+        (["evaluate", "--data", "iemocap={empty}"], "unknown corpus"),
+        (["evaluate", "--data", "folder={empty}"], "no usable 'folder' files"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(args, message, tmp_path, wav, model_dir, capsys):
+    (tmp_path / "empty").mkdir()
+    fill = {"empty": tmp_path / "empty", "wav": wav, "missing": tmp_path / "nowhere"}
+    args = [a.format(**fill) for a in args]
+    if "--model" not in args:
+        args += ["--model", str(model_dir)]
+    if args[0] == "evaluate":
+        args += ["--cache-dir", str(tmp_path / "cache")]
+    assert main(args) == 2
+    assert message in error_line(capsys.readouterr().err)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """folder layout root/<emotion>/<speaker>/<take>.wav with 3 speakers, 2 takes, 3 of the model's 4 labels."""
+    root = tmp_path / "corpus"
+    styles = {"sad": (110, 2.0), "happy": (220, 5.0), "angry": (300, 7.0)}
+    for s in range(3):
+        for emotion, (f0, rate) in styles.items():
+            for take in range(2):
+                write(
+                    root / emotion / f"spk{s}" / f"t{take}.wav",
+                    speech_like(0.8, f0=f0, syllable_hz=rate, seed=10 * s + take),
+                )
+    (root / "unsorted.wav").write_bytes(b"")  # no emotion folder: reported and skipped
+    return root
+
+
+def test_evaluate_writes_metrics_and_a_confusion_png(corpus, model_dir, tmp_path, capsys):
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(model_dir), "--data", f"folder={corpus}", "--out", str(out)]
+    assert main([*args, "--cache-dir", str(tmp_path / "cache")]) == 0
+
+    report = json.loads((out / "metrics.json").read_text())
+    m = report["corpora"]["folder"]
+    assert m["n"] == 18
+    assert m["labels"] == ["happy", "sad", "angry"]  # the model's order, restricted to classes in the data
+    assert set(m["per_class"]) == set(m["labels"]) and all(pc["support"] == 6 for pc in m["per_class"].values())
+    cm = np.array(m["confusion"])
+    assert cm.shape == (3, 3) and cm.sum() == 18 and (cm.sum(axis=1) == 6).all()
+    assert m["accuracy"] == pytest.approx(np.trace(cm) / 18)
+    assert m["uar"] == pytest.approx(np.mean(np.diag(cm) / cm.sum(axis=1)))
+    assert 0 <= m["macro_f1"] <= 1 and m["chance_uar"] == pytest.approx(1 / 3)
+    assert "every clip" in report["protocol"]
+    assert (out / "confusion_folder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr()
+    assert "UAR" in printed.out and "skipped 1 file" in printed.err
+
+
+def test_evaluate_on_named_speakers_only(corpus, model_dir, tmp_path):
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(model_dir), "--data", f"folder={corpus}", "--speakers", "spk2,folder:spk0"]
+    assert main([*args, "--out", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["corpora"]["folder"]["n"] == 12
+    assert "spk2,folder:spk0" in report["protocol"]
+
+
+def test_evaluate_with_unknown_speakers_is_a_one_line_error(corpus, model_dir, tmp_path, capsys):
+    args = ["evaluate", "--model", str(model_dir), "--data", f"folder={corpus}", "--speakers", "nobody"]
+    assert main([*args, "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert "speaker ids look like folder:" in capsys.readouterr().err
+
+
+def test_evaluate_on_classes_the_model_lacks_is_a_one_line_error(tmp_path, model_dir, capsys):
+    root = tmp_path / "calm_only"
+    for s in range(2):
+        write(root / "calm" / f"spk{s}" / "t.wav", speech_like(0.8, seed=s))
+    args = ["evaluate", "--model", str(model_dir), "--data", f"folder={root}", "--cache-dir", str(tmp_path / "cache")]
+    assert main(args) == 2
+    assert "calm" in error_line(capsys.readouterr().err)
+
+
+def test_push_without_token_is_a_one_line_error(model_dir, tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    assert main(["push", str(model_dir), "someone/ser-model"]) == 2
+    err = error_line(capsys.readouterr().err)
+    assert err.startswith("error: no Hugging Face token") and "HF_TOKEN" in err

@@ -1,0 +1,149 @@
+"""End-to-end smoke runs of train.py on a tiny synthetic corpus: it learns, writes a complete checkpoint folder,
+reuses its decoded-audio cache, cross-validates on disjoint speakers, and runs under torchrun."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import speech_like, write
+from huggingface_hub import ModelCard
+
+import ser.data
+import train
+from ser.hub import load_model
+
+REPO = Path(__file__).resolve().parent.parent
+SPEAKERS = 6
+TAKES = 2
+# Three "emotions" that differ audibly: pitch, loudness and speaking rate.
+STYLES = {
+    "sad": dict(f0=100, energy=0.08, syllable_hz=2.0),
+    "neutral": dict(f0=170, energy=0.25, syllable_hz=4.0),
+    "angry": dict(f0=290, energy=0.7, syllable_hz=7.0),
+}
+# A shrunk config that learns this task in a few seconds on one CPU thread.
+SMALL = ["--widths", "8,M,16,M", "--hidden", "16", "--batch-size", "16", "--epoch-size", "64", "--lr", "5e-3",
+         "--mixup-alpha", "0", "--val-fraction", "0.34", "--threads", "1"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """root/<emotion>/spk<k>/take<j>.wav: every speaker records every emotion, each with their own voice pitch."""
+    root = tmp_path_factory.mktemp("corpus")
+    for s in range(SPEAKERS):
+        for emotion, style in STYLES.items():
+            for take in range(TAKES):
+                voice = {**style, "f0": style["f0"] * (0.9 + 0.04 * s)}
+                write(root / emotion / f"spk{s}" / f"take{take}.wav", speech_like(1.0, seed=100 * s + take, **voice))
+    return root
+
+
+@pytest.fixture(scope="module")
+def restore_threads():
+    n = torch.get_num_threads()  # --threads 1 sets this process-wide
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory, restore_threads):
+    """One training run; returns (exit code, checkpoint folder, cache folder)."""
+    work = tmp_path_factory.mktemp("train")
+    out, cache = work / "ckpt", work / "cache"
+    rc = train.main(
+        ["--data", f"folder={corpus}", "--out", str(out), "--cache-dir", str(cache), "--epochs", "12", *SMALL]
+    )
+    return rc, out, cache
+
+
+def test_training_learns_an_audible_distinction(trained):
+    rc, out, _ = trained
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    val = metrics["validation"]["folder"]
+    assert val["labels"] == ["neutral", "sad", "angry"]
+    assert val["n"] == 2 * len(STYLES) * TAKES  # two held-out speakers
+    assert val["uar"] >= 0.66, metrics["training"]["history"]  # chance is 1/3
+    assert metrics["training"]["validation_speakers"] == ["folder:spk4", "folder:spk5"]
+    assert metrics["training"]["train_clips"] == (SPEAKERS - 2) * len(STYLES) * TAKES
+    assert 1 <= metrics["training"]["best_epoch"] <= 12
+
+
+def test_training_writes_a_complete_checkpoint_folder(trained, corpus):
+    rc, out, _ = trained
+    assert rc == 0
+    for name in ("config.json", "model.safetensors", "README.md", "metrics.json", "train_config.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "confusion_matrix_folder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in out.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl")]
+
+    card = ModelCard.load(out / "README.md")  # YAML header parsed by the Hub's own reader
+    assert card.data.library_name == "ser" and card.data.pipeline_tag == "audio-classification"
+    assert card.data.datasets == ["folder"]
+    assert "Speaker-independent" in card.text
+
+    resolved = json.loads((out / "train_config.json").read_text())
+    assert resolved["widths"] == [8, "M", 16, "M"] and resolved["epochs"] == 12 and resolved["lr"] == 5e-3
+    assert resolved["data"] == [f"folder={corpus}"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["features"] == resolved["features"]
+    assert 0.05 <= config["temperature"] <= 20
+
+    model, _ = load_model(out)
+    probs = model.predict_proba(speech_like(1.0, seed=999, **STYLES["angry"]))
+    assert probs.sum().item() == pytest.approx(1, abs=1e-5)
+
+
+def test_second_run_reuses_the_cache_and_cross_validates_on_disjoint_speakers(trained, corpus, monkeypatch, tmp_path):
+    rc, _, cache = trained
+    assert rc == 0
+    cached = sorted(cache.iterdir())
+    assert len(cached) == 1 and cached[0].suffix == ".npz"
+    stamp = (cached[0].stat().st_mtime_ns, cached[0].read_bytes())
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("audio was decoded again instead of read from the cache")
+
+    monkeypatch.setattr(ser.data, "load_clip", no_decoding)
+    out = tmp_path / "cv"
+    args = ["--data", f"folder={corpus}", "--out", str(out), "--cache-dir", str(cache)]
+    assert train.main([*args, "--epochs", "2", "--folds", "2", *SMALL]) == 0
+
+    assert sorted(cache.iterdir()) == cached
+    assert (cached[0].stat().st_mtime_ns, cached[0].read_bytes()) == stamp
+    cv = json.loads((out / "metrics.json").read_text())["cross_validation"]["folder"]
+    assert cv["folds"] == 2 and len(cv["uar"]["per_fold"]) == 2
+    tested = [set(fold["test_speakers"]) for fold in cv["fold_results"]]
+    assert tested[0].isdisjoint(tested[1])
+    assert tested[0] | tested[1] == {f"folder:spk{s}" for s in range(SPEAKERS)}
+    assert sum(map(sum, cv["confusion"])) == SPEAKERS * len(STYLES) * TAKES  # every clip tested exactly once
+    assert "Cross-validation over speaker folds (2 folds" in (out / "README.md").read_text()
+
+
+def test_bad_data_argument_is_a_one_line_error(tmp_path, capsys):
+    rc = train.main(["--data", f"ravdess={tmp_path / 'missing'}", "--out", str(tmp_path / "o"), "--cache-dir", ""])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: corpus folder not found") and "\n" not in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")
+def test_runs_under_torchrun_with_two_processes(trained, corpus, tmp_path):
+    _, _, cache = trained
+    warm = tmp_path / "cache"
+    shutil.copytree(cache, warm)  # decoding is covered above; keep this run short
+    out = tmp_path / "ddp"
+    cmd = [shutil.which("torchrun"), "--standalone", "--nproc_per_node", "2", "train.py", "--data",
+           f"folder={corpus}", "--out", str(out), "--cache-dir", str(warm), "--epochs", "2", *SMALL]  # fmt: skip
+    run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=240)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count(f"wrote {out}") == 1  # only rank 0 writes the checkpoint
+    assert run.stdout.count("epoch   2") == 1  # and logs
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["training"]["history"]) == 2
+    assert load_model(out)[0].labels == ["neutral", "sad", "angry"]
