@@ -9,12 +9,14 @@ so later views (timeline, heatmap, live mode) are one more function over the sam
 """
 
 import argparse
+import filecmp
 import json
 import logging
 import os
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,11 +95,13 @@ class RecentResults:
                 self.items.popitem(last=False)
 
 
-def discard_upload(path: str, keep: set[str] = frozenset()) -> None:
-    """Delete a file Gradio stored for this request, unless it is an example clip (listed in `keep`)."""
+def discard_upload(path: str, keep: Collection[Path] = ()) -> None:
+    """Delete a file Gradio stored for this request, unless it is a copy of one of the example clips in `keep`."""
     p = Path(path)
-    if path in keep or Path(get_upload_folder()).resolve() not in p.resolve().parents:
+    if Path(get_upload_folder()).resolve() not in p.resolve().parents or not p.is_file():
         return
+    if any(p.name == k.name and filecmp.cmp(p, k, shallow=False) for k in keep):
+        return  # Gradio copies each example to its cache once and hands out that copy on every click
     p.unlink(missing_ok=True)
     try:
         p.parent.rmdir()  # Gradio's per-upload folder
@@ -106,7 +110,7 @@ def discard_upload(path: str, keep: set[str] = frozenset()) -> None:
 
 
 def analyse_upload(
-    model: SERModel, path: str | None, recent: RecentResults | None = None, keep: set[str] = frozenset()
+    model: SERModel, path: str | None, recent: RecentResults | None = None, keep: Collection[Path] = ()
 ) -> Result:
     """Decode a file, check its quality, predict: the one analysis every view and the API share.
 
@@ -164,11 +168,10 @@ def verdict(result: Result) -> str:
     (top, p1), (second, p2) = probs[0], probs[1] if len(probs) > 1 else ("", 0.0)
     head = f"## {EMOJI[top] + ' ' if top in EMOJI else ''}{top.capitalize()}: {p1:.0%}"
     if p1 < UNSURE_TOP or p1 - p2 < UNSURE_MARGIN:
-        why = (
-            f"**{top}** ({p1:.0%}) and **{second}** ({p2:.0%}) are close"
-            if p1 - p2 < UNSURE_MARGIN
-            else (f"no emotion stands out (the highest is {p1:.0%})")
-        )
+        if p1 - p2 < UNSURE_MARGIN:
+            why = f"**{top}** ({p1:.0%}) and **{second}** ({p2:.0%}) are close"
+        else:
+            why = f"no emotion stands out (the highest is {p1:.0%})"
         words = f"**The model is unsure**: {why}. Treat this as a guess."
     elif p1 >= CONFIDENT_TOP:
         words = f"The model is **confident** this voice sounds **{top}** ({p1:.0%}; next: {second}, {p2:.0%})."
@@ -340,19 +343,8 @@ def build_demo(
     model: SERModel, notice: str | None = None, source: str | None = None, examples: Path | None = EXAMPLES
 ) -> gr.Blocks:
     """The Blocks app for a loaded model; `notice` (e.g. a fallback warning) is shown at the top."""
-    recent = RecentResults()
-    keep: set[str] = set()  # example clips Gradio copied to its cache: analysed, never deleted
-
-    def on_predict(path, _state):
-        result = analyse_upload(model, path, recent, keep)
-        return verdict(result), scores(result), notes(result), result
-
-    def on_figures(result):
-        return figures(result or Result(error=NO_AUDIO), model)
-
-    def on_clear():
-        return START, None, "", None, None, None, None
-
+    # Uploads are deleted by the handler; delete_cache sweeps anything a request never reached (e.g. an
+    # abandoned upload) after 5 minutes.
     with gr.Blocks(title="Speech emotion recognition", analytics_enabled=False, delete_cache=(300, 300)) as demo:
         gr.Markdown(
             "# Speech emotion recognition\nHow does a voice sound: happy, sad, angry...? Speak or upload a "
@@ -361,33 +353,20 @@ def build_demo(
         )
         if notice:
             gr.Markdown(f"⚠️ **Model notice:** {notice}", elem_classes="notice", elem_id="notice")
-        state = gr.State(time_to_live=900)  # this session's Result, in memory only, for the views
+        ui = {"state": gr.State(time_to_live=900)}  # this session's Result, in memory only, for the views
         with gr.Row(equal_height=False):
             with gr.Column(min_width=320):
-                audio = gr.Audio(
+                ui["audio"] = gr.Audio(
                     sources=["microphone", "upload"], type="filepath", label="Your voice", elem_id="audio-input"
                 )
-                button = gr.Button("Analyse", variant="primary", size="lg", elem_id="analyse")
-                files = (
-                    sorted(p for p in examples.glob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if examples else []
-                )
-                example_set = (
-                    gr.Examples(
-                        [[str(p)] for p in files],
-                        cache_examples=False,  # Spaces would cache them; the views need a fresh run
-                        inputs=[audio],
-                        label="Examples: click one",
-                        example_labels=[p.stem for p in files],
-                    )
-                    if files
-                    else None
-                )
+                ui["button"] = gr.Button("Analyse", variant="primary", size="lg", elem_id="analyse")
+                ui["examples"], ui["clips"] = example_clips(examples, ui["audio"])
             with gr.Column(min_width=320):
-                verdict_md = gr.Markdown(START, label="Verdict", elem_id="verdict")
-                notes_md = gr.Markdown("", label="Input quality notes", elem_id="notes")
-                prob_plot = gr.Plot(label="Emotion probabilities", elem_id="probabilities", show_label=False)
+                ui["verdict"] = gr.Markdown(START, label="Verdict", elem_id="verdict")
+                ui["notes"] = gr.Markdown("", label="Input quality notes", elem_id="notes")
+                ui["probs"] = gr.Plot(label="Emotion probabilities", elem_id="probabilities", show_label=False)
                 with gr.Accordion("Scores as text", open=False):
-                    label = gr.Label(label="Emotion scores", show_heading=False, elem_id="scores")
+                    ui["label"] = gr.Label(label="Emotion scores", show_heading=False, elem_id="scores")
         with gr.Tabs():
             with gr.Tab("What it hears", id="hears"):
                 gr.Markdown(
@@ -395,52 +374,75 @@ def build_demo(
                     "the model actually reads: time runs left to right, pitch goes up (spaced like our hearing "
                     "does), and brighter means louder. Silence at the ends is trimmed first."
                 )
-                wave_plot = gr.Plot(label="Waveform", elem_id="waveform", show_label=False)
-                mel_plot = gr.Plot(label="Log-mel spectrogram", elem_id="log-mel", show_label=False)
+                ui["wave"] = gr.Plot(label="Waveform", elem_id="waveform", show_label=False)
+                ui["mel"] = gr.Plot(label="Log-mel spectrogram", elem_id="log-mel", show_label=False)
             with gr.Tab("About the model", id="about"):
-                summary, card, metrics = about_markdown(model, source, model_files(model, source))
-                gr.Markdown(summary, elem_id="about")
-                with gr.Row():
-                    for fig in confusion_figures(metrics):
-                        gr.Plot(fig, show_label=False, min_width=360)
-                if card:
-                    with gr.Accordion("Full model card", open=False):
-                        gr.Markdown(card)
-
-        analysis = dict(
-            fn=on_predict,
-            inputs=[audio, state],
-            outputs=[verdict_md, label, notes_md, state],
-            concurrency_id="analysis",
-            concurrency_limit=CONCURRENCY,
-        )
-        # pyplot is not thread-safe: one figure job at a time.
-        views = dict(
-            fn=on_figures,
-            inputs=[state],
-            outputs=[prob_plot, wave_plot, mel_plot],
-            api_visibility="private",
-            concurrency_id="figures",
-            concurrency_limit=1,
-            show_progress="hidden",
-        )
-        button.click(
-            **analysis,
-            api_name="predict",
-            api_description="Emotion of one audio file: verdict, class probabilities, quality notes.",
-        ).then(**views)
-        audio.stop_recording(**analysis, api_visibility="private").then(**views)
-        audio.upload(**analysis, api_visibility="private").then(**views)
-        audio.clear(
-            on_clear,
-            outputs=[verdict_md, label, notes_md, state, prob_plot, wave_plot, mel_plot],
-            api_visibility="private",
-            queue=False,
-        )
-        if example_set is not None:
-            keep.update(audio.keep_in_cache)  # Gradio's own list of example files it must not delete
-            example_set.load_input_event.then(**analysis, api_visibility="private").then(**views)
+                about_tab(model, source)
+        wire(model, ui)
     return demo
+
+
+def example_clips(folder: Path | None, audio: gr.Audio) -> tuple[gr.helpers.Examples | None, list[Path]]:
+    """Clickable examples from the audio files in `folder`, captioned by file name, and the files."""
+    files = sorted(p for p in folder.glob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if folder else []
+    if not files:
+        return None, []
+    examples = gr.Examples(
+        [[str(p)] for p in files],
+        inputs=[audio],
+        cache_examples=False,  # Spaces would cache them; the views need a fresh run
+        label="Examples: click one",
+        example_labels=[p.stem for p in files],
+    )
+    return examples, files
+
+
+def about_tab(model: SERModel, source: str | None) -> None:
+    """The model's labels, training data, speaker-independent results, confusion matrices and limitations."""
+    summary, card, metrics = about_markdown(model, source, model_files(model, source))
+    gr.Markdown(summary, elem_id="about")
+    with gr.Row():
+        for fig in confusion_figures(metrics):
+            gr.Plot(fig, show_label=False, min_width=360)
+    if card:
+        with gr.Accordion("Full model card", open=False):
+            gr.Markdown(card)
+
+
+def wire(model: SERModel, ui: dict) -> None:
+    """Every way in (Analyse, end of a recording, an upload, an example) runs the one analysis, then the views."""
+    recent = RecentResults()
+
+    def on_predict(path):
+        result = analyse_upload(model, path, recent, keep=ui["clips"])  # examples are analysed, never deleted
+        return verdict(result), scores(result), notes(result), result
+
+    def on_figures(result):
+        return figures(result or Result(error=NO_AUDIO), model)
+
+    outputs = [ui["verdict"], ui["label"], ui["notes"], ui["state"]]
+    analysis = dict(fn=on_predict, inputs=[ui["audio"]], outputs=outputs, concurrency_id="analysis")
+    views = dict(
+        fn=on_figures,
+        inputs=[ui["state"]],
+        outputs=[ui["probs"], ui["wave"], ui["mel"]],
+        api_visibility="private",
+        concurrency_id="figures",
+        concurrency_limit=1,  # pyplot is not thread-safe, and Gradio renders the figures after we return them
+        show_progress="hidden",
+    )
+    description = "Emotion of one audio file: verdict, all class probabilities, input-quality notes."
+    ui["button"].click(**analysis, api_name="predict", api_description=description).then(**views)
+    ui["audio"].stop_recording(**analysis, api_visibility="private").then(**views)
+    ui["audio"].upload(**analysis, api_visibility="private").then(**views)
+    if ui["examples"] is not None:
+        ui["examples"].load_input_event.then(**analysis, api_visibility="private").then(**views)
+    ui["audio"].clear(
+        lambda: (START, None, "", None, None, None, None),
+        outputs=[*outputs, ui["probs"], ui["wave"], ui["mel"]],
+        api_visibility="private",
+        queue=False,
+    )
 
 
 def launch(demo: gr.Blocks, **kwargs):

@@ -185,9 +185,13 @@ def test_uploads_are_deleted_once_read_and_reanalysis_still_works(model, tmp_pat
 
 def test_example_clips_are_kept(model, tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    example = write(tmp_path / "gradio" / "feed" / "example.wav", speech_like())
-    app.analyse_upload(model, str(example), keep={str(example)})
-    assert example.exists()
+    example = write(tmp_path / "examples" / "example.wav", speech_like())
+    copy = write(tmp_path / "gradio" / "feed" / "example.wav", speech_like())  # Gradio's copy, handed out per click
+    app.analyse_upload(model, str(copy), keep=[example])
+    assert copy.exists()
+    other = write(tmp_path / "gradio" / "0ddba11" / "example.wav", speech_like(seed=1))  # same name, other sound
+    app.analyse_upload(model, str(other), keep=[example])
+    assert not other.exists()
 
 
 def test_recent_results_are_bounded():

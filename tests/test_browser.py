@@ -48,7 +48,8 @@ def server(model_dir, tmp_path_factory):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        demo = app.build_demo(load_model(model_dir)[0], examples=None)
+        write(tmp / "examples" / "example_voice.wav", speech_like(2.5, f0=200, seed=1))
+        demo = app.build_demo(load_model(model_dir)[0], examples=tmp / "examples")
         app.launch(demo, server_port=port, prevent_thread_lock=True, quiet=True)
         try:
             yield f"http://127.0.0.1:{port}/", uploads
@@ -119,11 +120,18 @@ def test_upload_and_analyse(playwright, server, calls, tmp_path):
         expect(page.locator("#about")).to_contain_text("Limitations", timeout=TIMEOUT_MS)
         page.get_by_role("tab", name="What it hears").click()
         page.screenshot(path=tmp_path / "upload.png", full_page=True)
-        assert not [p for p in uploads.rglob("*.wav") if p.is_file()], "the upload was kept after the request"
+        assert not list(uploads.rglob("voice.wav")), "the upload was kept after the request"
 
         page.locator("#audio-input").get_by_role("button", name="Clear").click()
         expect(page.locator("#verdict")).to_contain_text("Record a short sentence", timeout=TIMEOUT_MS)
         expect(page.locator("#log-mel img")).to_have_count(0, timeout=TIMEOUT_MS)
+
+        for _ in range(2):  # an example is analysed on click, and is still there for the next click
+            n = calls.count("figures")
+            page.get_by_text("example_voice").click()
+            expect_result(page, labels)
+            assert calls.count("figures") > n
+            assert [p.name for p in uploads.rglob("*.wav")] == ["example_voice.wav"]
     finally:
         browser.close()
 
