@@ -74,6 +74,44 @@ def call(client, path: Path) -> tuple[float, bool]:
     return time.perf_counter() - t, ok
 
 
+def concurrent(url: str, clips: list[Path], n_clients: int) -> tuple[list[tuple[float, bool]], float]:
+    """Each of `n_clients` clients (its own session) sends its share of `clips` in turn; (results, wall seconds)."""
+    from gradio_client import Client
+
+    clients = [Client(url, verbose=False) for _ in range(n_clients)]
+    results: list[tuple[float, bool]] = []
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        for path in clips[k::n_clients]:
+            r = call(clients[k], path)
+            with lock:
+                results.append(r)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n_clients)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return results, time.perf_counter() - t
+
+
+def figures_step(model_name: str, clip: Path, runs: int = 10) -> list[float]:
+    """Seconds to draw and encode the three figures, in-process: the browser's second step after /predict."""
+    import app
+
+    model, _ = load_model(model_name)
+    result = app.analyse_upload(model, str(clip))
+    times = []
+    for _ in range(runs + 1):  # the first draw loads fonts
+        t = time.perf_counter()
+        for fig in app.figures(result, model):
+            fig.savefig(os.devnull, format="webp")  # what gr.Plot does with each
+        times.append(time.perf_counter() - t)
+    return times[1:]
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="checkpoint folder or Hub id (default: the shipped checkpoint)")
@@ -81,69 +119,41 @@ def main(argv=None) -> None:
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--per-client", type=int, default=10, help="requests per client in the concurrent run")
     args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench_app_") as tmp:
+        run(args, Path(tmp))
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
     from gradio_client import Client
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_app_"))
-    model = args.model
-    if model is None and not (DEFAULT_MODEL / "model.safetensors").exists():
+    model = args.model or str(DEFAULT_MODEL)
+    if args.model is None and not (DEFAULT_MODEL / "model.safetensors").exists():
         model = str(tmp / "random-model")
         SERModel(ModelConfig(labels=EMOTIONS)).save_pretrained(model)
         print("no checkpoints/default: using a randomly initialised model of the default architecture")
     n_files = 3 + args.requests + args.clients * args.per_client
     clips = [write(tmp / f"clip{i}.wav", speech_like(3.0, f0=120 + i % 80, seed=i)) for i in range(n_files)]
+    warm, single, many = clips[:3], clips[3 : 3 + args.requests], clips[3 + args.requests :]
 
-    proc, url, ready = start_app(model or str(DEFAULT_MODEL), tmp)
+    proc, url, ready = start_app(model, tmp)
     try:
         print(f"python app.py: serving after {ready:.1f} s  [target <= 10 s]; {os.cpu_count()} CPU cores")
         client = Client(url, verbose=False)
-        for path in clips[:3]:  # warm-up: first-call JIT compiling and caches
+        for path in warm:  # first-call JIT compiling and caches
             call(client, path)
-        single = [call(client, path) for path in clips[3 : 3 + args.requests]]
-        lat = [t for t, _ in single]
-        print(f"/predict, 3 s clip, 1 client, {len(lat)} requests: {ms(lat)}  [target p95 <= 300 ms]")
-
-        rest = clips[3 + args.requests :]
-        clients = [Client(url, verbose=False) for _ in range(args.clients)]
-        results: list[tuple[float, bool]] = []
-        lock = threading.Lock()
-
-        def worker(k: int) -> None:
-            for path in rest[k :: args.clients]:
-                r = call(clients[k], path)
-                with lock:
-                    results.append(r)
-
-        threads = [threading.Thread(target=worker, args=(k,)) for k in range(args.clients)]
-        t = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        wall = time.perf_counter() - t
-        lat = [r[0] for r in results]
-        failed = sum(1 for _, ok in single + results if not ok)
+        one = [call(client, path) for path in single]
+        print(f"/predict, 3 s clip, 1 client, {len(one)} requests: {ms([t for t, _ in one])}  [target p95 <= 300 ms]")
+        results, wall = concurrent(url, many, args.clients)
         print(
-            f"/predict, {args.clients} concurrent clients, {len(results)} requests: {len(results) / wall:.1f} requests/s, "
-            f"latency {ms(lat)}"
+            f"/predict, {args.clients} concurrent clients, {len(results)} requests: "
+            f"{len(results) / wall:.1f} requests/s, latency {ms([t for t, _ in results])}"
         )
-        print(f"failed requests: {failed} of {len(single) + len(results)}  [target 0]")
+        failed = sum(1 for _, ok in one + results if not ok)
+        print(f"failed requests: {failed} of {len(one) + len(results)}  [target 0]")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-
-    import app  # the browser's second step, not part of /predict: the three figures
-
-    m, _ = load_model(model)
-    result = app.analyse_upload(m, str(clips[0]))
-    app.figures(result, m)
-    times = []
-    for _ in range(10):
-        t = time.perf_counter()
-        figs = app.figures(result, m)
-        for f in figs:  # what gr.Plot does with each
-            f.savefig(os.devnull, format="webp")
-        times.append(time.perf_counter() - t)
-    print(f"figures step (browser only, after /predict), in-process: {ms(times)}")
+    print(f"figures step (browser only, after /predict), in-process: {ms(figures_step(model, clips[0]))}")
 
 
 if __name__ == "__main__":
