@@ -16,7 +16,7 @@ from .features import FeatureConfig
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aif", ".aiff")
 SILENCE_DBFS = -60.0  # a peak below this is treated as silence: nothing to analyse
-MIN_RATE, MAX_RATE = 8000, 192000
+MIN_RATE, MAX_RATE = 8000, 96000
 
 
 class AudioError(ValueError):
@@ -43,7 +43,9 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
                 f"cannot decode '{path}': not a format soundfile reads ({sf_error.strip()}); "
                 "convert it to WAV/FLAC or install ffmpeg for other formats"
             ) from None
-        raise AudioError(f"cannot decode '{path}': the file is corrupt or not audio ({e})") from None
+        raise AudioError(
+            f"cannot decode '{path}': the file is corrupt or not audio ({str(e).strip() or type(e).__name__})"
+        ) from None
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:

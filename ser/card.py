@@ -28,7 +28,7 @@ def _confusion_table(m: dict) -> list[str]:
     return rows
 
 
-def render_card(model: SERModel, metrics: dict, data_args: list[str]) -> str:
+def render_card(model: SERModel, metrics: dict, data_args: list[str], augmented: bool = True) -> str:
     corpora = sorted({a.partition("=")[0] if "=" in a else "folder" for a in data_args})
     cv, loco, val = (
         metrics.get("cross_validation", {}),
@@ -67,8 +67,13 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str]) -> str:
         "## Training data",
         *[f"- {LICENCES.get(c, c)}" for c in corpora],
         "",
-        "Trained from scratch with `train.py` (command in `train_config.json`), with room, noise, microphone-EQ, "
-        "band-limiting, codec, speed, frequency-warp and SpecAugment augmentation and mixup.",
+        f"Trained from scratch with `{metrics.get('command', 'train.py')}`"
+        + (
+            ", with room, noise, microphone-EQ, band-limiting, codec, speed, frequency-warp and SpecAugment "
+            "augmentation (and mixup unless turned off; settings in `train_config.json`)."
+            if augmented
+            else ", without augmentation."
+        ),
         "",
         "## Evaluation protocol",
         "Speaker-independent only: no speaker is ever in both the training and the test data. Random clip-level "
@@ -143,6 +148,6 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str]) -> str:
     if headline:
         lines += [
             "",
-            "Figures regenerate with the command in `train_config.json`; `metrics.json` holds every number above.",
+            "Every figure above comes from the training command quoted above; `metrics.json` holds them all.",
         ]
     return "\n".join(yaml + [""] + lines) + "\n"

@@ -7,6 +7,7 @@ channel augmentations that must come before the spectrogram.
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def load_corpus(root: Path, corpus: str, cfg: FeatureConfig, cache_dir: Path | N
             "paths": clips.paths,
         }
         pcm = np.round(np.clip(np.concatenate(audio), -1, 1) * 32767).astype(np.int16)
-        tmp = cache.with_suffix(".tmp.npz")
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")  # one per process (torchrun ranks)
         np.savez(tmp, audio=pcm, meta=json.dumps(meta))
         tmp.replace(cache)  # atomic: an interrupted run never leaves a half-written cache
     return clips

@@ -39,9 +39,7 @@ def load_model(name: str | os.PathLike | None = None, fallback: bool = True) -> 
     try:
         return SERModel.from_pretrained(str(name)), None
     except Exception as e:  # offline, unknown repo, gated repo, bad files: all mean "not usable"
-        reason = (
-            f"could not load '{name}' from the Hugging Face Hub ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
-        )
+        reason = f"'{name}' is not a local folder, and could not be loaded from the Hugging Face Hub ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
         if not fallback or Path(name) == DEFAULT_MODEL:
             raise ModelError(f"{reason}; check the id and your network, or pass a local folder") from None
         model, _ = load_model(DEFAULT_MODEL, fallback=False)

@@ -214,7 +214,7 @@ def save_checkpoint(model: SERModel, out: Path, cfg: TrainConfig, data_args: lis
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("confusion_matrix*.png"):
         stale.unlink()
-    (out / "README.md").write_text(render_card(model, metrics, data_args))
+    (out / "README.md").write_text(render_card(model, metrics, data_args, cfg.augment))
     model.save_pretrained(out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     resolved = {"data": data_args, **asdict(cfg), "features": asdict(model.feature_config)}

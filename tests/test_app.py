@@ -278,7 +278,9 @@ def test_unreachable_hub_model_falls_back_with_a_visible_notice(model_dir, monke
     monkeypatch.setattr("ser.hub.DEFAULT_MODEL", Path(model_dir))  # the shipped model
     demo, model = app.load_app("nobody/no-such-model")
     assert model.labels == LABELS
-    assert "could not load 'nobody/no-such-model'" in _config(demo) and "shipped default model instead" in _config(demo)
+    _, notice = load_model("nobody/no-such-model")  # ser's own wording of the fallback
+    assert notice and "nobody/no-such-model" in notice
+    assert "Model notice" in _config(demo) and json.dumps(notice)[1:-1] in _config(demo)
 
 
 def test_missing_model_is_one_line(tmp_path, capsys):
