@@ -5,6 +5,7 @@ says what was wrong and what to do about it.
 """
 
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -38,10 +39,14 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
             data, rate = librosa.load(path, sr=None, mono=False, dtype=np.float32)
         return np.atleast_2d(data), int(rate)
     except Exception as e:  # audioread raises a zoo of types; all mean "could not decode"
+        if type(e).__name__ == "NoBackendError" and shutil.which("ffmpeg") is None:
+            raise AudioError(
+                f"cannot decode '{path}': not a format soundfile reads; "
+                "convert it to WAV/FLAC/OGG/MP3, or install ffmpeg to read other formats"
+            ) from None
         if type(e).__name__ == "NoBackendError":
             raise AudioError(
-                f"cannot decode '{path}': not a format soundfile reads ({sf_error.strip()}); "
-                "convert it to WAV/FLAC or install ffmpeg for other formats"
+                f"cannot decode '{path}': neither soundfile nor ffmpeg reads it ({sf_error.strip()}); convert it to WAV or FLAC"
             ) from None
         raise AudioError(
             f"cannot decode '{path}': the file is corrupt or not audio ({str(e).strip() or type(e).__name__})"
