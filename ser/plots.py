@@ -30,7 +30,7 @@ def log_mel(mel: np.ndarray, cfg: FeatureConfig, title: str = "Log-mel spectrogr
     seconds = mel.shape[1] / cfg.frames_per_second
     img = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, cfg.n_mels))
     freqs = mel_frequencies(cfg)
-    ticks = [f for f in (100, 250, 500, 1000, 2000, 4000, 8000) if freqs[0] <= f <= freqs[-1]]
+    ticks = [f for f in (100, 500, 1000, 2000, 4000, 8000) if freqs[0] <= f <= freqs[-1]]
     ax.set_yticks(
         np.interp(ticks, freqs, np.arange(cfg.n_mels) + 0.5), [f"{f / 1000:g}k" if f >= 1000 else str(f) for f in ticks]
     )
