@@ -40,7 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cache-dir", default=".cache/ser", help="decoded-audio cache ('' to disable)")
     p.add_argument("--push-to-hub", metavar="USER/NAME", help="upload the checkpoint folder after training")
-    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="room/noise/microphone/voice augmentation and mixup (default on; --no-augment turns it off)",
+    )
     for f in fields(TrainConfig):
         if f.name != "augment":
             kind = str if f.name == "widths" else type(f.default) if f.default is not None else int
