@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from . import augment, plots
 from .augment import AugmentConfig
+from .corpora import EMOTIONS
 from .data import Clips, balanced_indices, crop, speaker_folds, split_by_speaker, validation_speakers
 from .evaluate import clip_logits, evaluate_logits, fit_temperature, summarize_folds
 from .features import FeatureConfig, power_to_log_mel, stft_power
@@ -173,8 +174,6 @@ def _update_ema(ema: SERModel, model: SERModel, decay: float) -> None:
 
 
 def _vocabulary_order(emotions: list[str]) -> list[str]:
-    from .corpora import EMOTIONS
-
     return [e for e in EMOTIONS if e in set(emotions)]
 
 

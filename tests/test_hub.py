@@ -87,7 +87,9 @@ def test_hub_id_offline_falls_back_to_the_shipped_default_with_a_notice(model_di
 
 def test_hub_id_offline_without_fallback_is_a_model_error(offline, model_dir, monkeypatch):
     monkeypatch.setattr(ser.hub, "DEFAULT_MODEL", model_dir)
-    with pytest.raises(ModelError, match="'someone/ser-model' is not a local folder.*could not be loaded.*pass a local folder"):
+    with pytest.raises(
+        ModelError, match="'someone/ser-model' is not a local folder.*could not be loaded.*pass a local folder"
+    ):
         load_model("someone/ser-model", fallback=False)
 
 
