@@ -33,7 +33,7 @@ def analyse(model: SERModel, audio: np.ndarray, rate: int, name: str = "audio") 
     mono = to_model_rate(audio, rate, cfg.sample_rate, name=name)
     clip = prepare(mono, cfg, name=name)
     mel = log_mel_spectrogram(clip, cfg)
-    probs = model.predict_proba(clip).tolist()
+    probs = model.probabilities(mel).tolist()  # the same mel the app draws: computed once
     truncated = len(mono) > cfg.max_seconds * cfg.sample_rate and len(clip) >= int(cfg.max_seconds * cfg.sample_rate)
     return Analysis(clip, mel.numpy(), dict(zip(model.labels, probs)), truncated)
 

@@ -96,11 +96,14 @@ class SERModel(
         return self.head(self.embed(mel))
 
     @torch.inference_mode()
+    def probabilities(self, mel: torch.Tensor) -> torch.Tensor:
+        """Calibrated probabilities (n_classes,) from one log-mel (n_mels, T) made with `feature_config`."""
+        self.eval()
+        return F.softmax(self(mel.unsqueeze(0))[0] / self.config.temperature, dim=-1)
+
     def predict_proba(self, audio) -> torch.Tensor:
         """Calibrated probabilities (n_classes,) for one prepared clip (samples,) at the model's rate."""
-        self.eval()
-        mel = log_mel_spectrogram(audio, self.feature_config).unsqueeze(0)
-        return F.softmax(self(mel)[0] / self.config.temperature, dim=-1)
+        return self.probabilities(log_mel_spectrogram(audio, self.feature_config))
 
     def _save_pretrained(self, save_directory: Path) -> None:
         super()._save_pretrained(save_directory)
