@@ -15,10 +15,21 @@ from dataclasses import fields
 from pathlib import Path
 
 from ser.corpora import parse_data_arg
-from ser.data import Clips, load_corpus, split_by_speaker, validation_speakers
+from ser.data import Clips, load_corpus
 from ser.features import FeatureConfig
 from ser.hub import ModelError, push
-from ser.training import TrainConfig, _dist, cross_validate, evaluate_split, fit, leave_one_corpus_out, save_checkpoint
+from ser.training import (
+    TrainConfig,
+    _dist,
+    cv_tasks,
+    evaluate_split,
+    final_task,
+    loco_tasks,
+    run_fits,
+    save_checkpoint,
+    summarize_cross_corpus,
+    summarize_cross_validation,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--test", action="append", default=[], metavar="NAME=PATH", help="extra corpus to test the final model on"
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="fits (folds, cross-corpus runs, final model) to run at once in separate processes, sharing the CPU threads",
     )
     p.add_argument("--cache-dir", default=".cache/ser", help="decoded-audio cache ('' to disable)")
     p.add_argument("--push-to-hub", metavar="USER/NAME", help="upload the checkpoint folder after training")
@@ -85,23 +102,29 @@ def main(argv=None) -> int:
         return 2
     metrics = {"command": "python train.py " + shlex.join(sys.argv[1:] if argv is None else argv)}
     t0 = time.time()
-    if args.folds:
-        metrics["cross_validation"] = cross_validate(clips, args.folds, cfg, fc, log)
-    if args.cross_corpus and len(set(clips.corpora)) > 1:
-        metrics["leave_one_corpus_out"] = leave_one_corpus_out(clips, cfg, fc, log)
-    t1 = time.time()
-    train, val = split_by_speaker(clips, validation_speakers(clips, cfg.val_fraction))
-    log(f"final model: {len(train)} train clips; validation speakers {sorted(set(val.speakers))}")
-    model, history = fit(train, val, cfg, fc, None, log)
-    metrics["validation"] = evaluate_split(model, val)
+    final = final_task(clips, cfg, log)
+    cv = cv_tasks(clips, args.folds, cfg, log) if args.folds else []
+    loco = loco_tasks(clips, cfg, log) if args.cross_corpus and len(set(clips.corpora)) > 1 else []
+    try:
+        results = run_fits(clips, [final, *cv, *loco], cfg, fc, args.jobs, log)  # the longest fit first
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if cv:
+        metrics["cross_validation"] = summarize_cross_validation(results[1 : 1 + len(cv)], log)
+    if loco:
+        metrics["leave_one_corpus_out"] = summarize_cross_corpus(results[1 + len(cv) :], log)
+    _, model, history, metrics["validation"] = results[0]
+    final_seconds = history.pop("seconds")
     if tests is not None:
         metrics["test"] = evaluate_split(model, tests)
     metrics["training"] = {
         **history,
-        "final_fit_seconds": time.time() - t1,
-        "evaluation_runs_seconds": t1 - t0,
-        "train_clips": len(train),
-        "validation_speakers": sorted(set(val.speakers)),
+        "final_fit_seconds": final_seconds,
+        "all_fits_seconds": time.time() - t0,
+        "jobs": args.jobs,
+        "train_clips": len(final.train),
+        "validation_speakers": sorted({clips.speakers[i] for i in final.val}),
     }
     if rank != 0:
         return 0

@@ -5,10 +5,13 @@ with no code change: every rank draws the same seeded epoch and trains on its ow
 """
 
 import copy
+import dataclasses
 import json
 import math
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from tqdm import tqdm
 from . import augment, plots
 from .augment import AugmentConfig
 from .corpora import EMOTIONS
-from .data import Clips, balanced_indices, crop, speaker_folds, split_by_speaker, validation_speakers
+from .data import Clips, balanced_indices, crop, speaker_folds, validation_speakers
 from .evaluate import clip_logits, evaluate_logits, fit_temperature, summarize_folds
 from .features import FeatureConfig, power_to_log_mel, stft_power
 from .model import ModelConfig, SERModel
@@ -119,7 +122,7 @@ def fit(
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
             unit="batch",
             leave=False,
-            disable=True if rank != 0 else None,
+            disable=True if rank != 0 or _WORKER["clips"] is not None else None,
             mininterval=1.0,
         )
         for batch_idx in bar:
@@ -190,22 +193,84 @@ def evaluate_split(model: SERModel, test: Clips) -> dict:
     return out
 
 
-def cross_validate(clips: Clips, k: int, cfg: TrainConfig, fc: FeatureConfig, log=print) -> dict:
+def cross_validate(clips: Clips, k: int, cfg: TrainConfig, fc: FeatureConfig, log=print, jobs: int = 1) -> dict:
     """K speaker folds: train on k-1 (minus validation speakers), test on the held-out fold's speakers."""
+    return summarize_cross_validation(run_fits(clips, cv_tasks(clips, k, cfg), cfg, fc, jobs, log), log)
+
+
+def cv_tasks(clips: Clips, k: int, cfg: TrainConfig, log=print) -> list["Task"]:
     labels = _vocabulary_order(clips.emotions)
-    per_corpus: dict[str, list] = {}
+    tasks = []
     for i, held in enumerate(speaker_folds(clips, k)):
-        rest, test = split_by_speaker(clips, held)
-        train, val = split_by_speaker(rest, validation_speakers(rest, cfg.val_fraction))
+        rest = [j for j, s in enumerate(clips.speakers) if s not in held]
+        val_speakers = validation_speakers(clips.subset(rest), cfg.val_fraction)
+        train = [j for j in rest if clips.speakers[j] not in val_speakers]
+        val = [j for j in rest if clips.speakers[j] in val_speakers]
+        test = [j for j, s in enumerate(clips.speakers) if s in held]
         log(
             f"fold {i + 1}/{k}: test speakers {sorted(held)}; {len(train)} train / {len(val)} val / {len(test)} test clips"
         )
-        model, _ = fit(train, val, cfg, fc, labels, log)
-        for corpus, m in evaluate_split(model, test).items():
-            m["test_speakers"] = sorted(s for s in held if s.startswith(corpus + ":"))
+        tasks.append(Task(f"fold {i + 1}", train, val, test, labels))
+    return tasks
+
+
+def summarize_cross_validation(results: list[tuple], log=print) -> dict:
+    per_corpus: dict[str, list] = {}
+    for task, _, _, tested in results:
+        for corpus, m in tested.items():
+            m["test_speakers"] = sorted(s for s in task.test_speakers if s.startswith(corpus + ":"))
             per_corpus.setdefault(corpus, []).append(m)
-            log(f"fold {i + 1} {corpus}: UAR {m['uar']:.3f}  accuracy {m['accuracy']:.3f}")
+            log(f"{task.name} {corpus}: UAR {m['uar']:.3f}  accuracy {m['accuracy']:.3f}")
     return {corpus: {**summarize_folds(ms), "fold_results": ms} for corpus, ms in per_corpus.items()}
+
+
+@dataclass
+class Task:
+    """One fit: indices into the clips for training, validation (early stopping, temperature) and test."""
+
+    name: str
+    train: list[int]
+    val: list[int]
+    test: list[int]
+    labels: list[str] | None = None  # None: the training clips' own emotions
+    test_speakers: list[str] = field(default_factory=list)  # filled in by the fit, with:
+    trained_on: list[str] = field(default_factory=list)  # corpora of the training clips
+
+
+_WORKER: dict = {"clips": None}  # the clips a parallel worker process was started with
+
+
+def _init_worker(clips: Clips) -> None:
+    _WORKER["clips"] = clips
+
+
+def _fit_task(task: Task, cfg: TrainConfig, fc: FeatureConfig, clips: Clips | None = None, log=None) -> tuple:
+    """(task, model, history, per-corpus test metrics) for one task."""
+    clips = clips if clips is not None else _WORKER["clips"]
+    log = log or (lambda msg: print(f"[{task.name}] {msg}", flush=True))
+    t0 = time.time()
+    model, history = fit(clips.subset(task.train), clips.subset(task.val), cfg, fc, task.labels, log)
+    history["seconds"] = time.time() - t0
+    task.test_speakers = sorted({clips.speakers[i] for i in task.test})
+    task.trained_on = sorted({clips.corpora[i] for i in task.train})
+    return task, model, history, evaluate_split(model, clips.subset(task.test)) if task.test else {}
+
+
+def run_fits(clips: Clips, tasks: list[Task], cfg: TrainConfig, fc: FeatureConfig, jobs: int = 1, log=print) -> list:
+    """Run every task, `jobs` at a time in separate processes that share the CPU threads between them.
+
+    Fits are seeded, so the results do not depend on `jobs` (up to floating-point summation order).
+    """
+    if jobs <= 1 or len(tasks) <= 1:
+        return [_fit_task(t, cfg, fc, clips, log) for t in tasks]
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("--jobs runs fits in parallel processes; under torchrun leave it at 1")
+    jobs = min(jobs, len(tasks))
+    worker_cfg = dataclasses.replace(cfg, threads=max(1, (cfg.threads or torch.get_num_threads()) // jobs))
+    log(f"running {len(tasks)} fits, {jobs} at a time with {worker_cfg.threads} thread(s) each")
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started its thread pool
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(clips,)) as pool:
+        return list(pool.map(_fit_task, tasks, [worker_cfg] * len(tasks), [fc] * len(tasks)))
 
 
 def save_checkpoint(model: SERModel, out: Path, cfg: TrainConfig, data_args: list[str], metrics: dict) -> None:
@@ -228,15 +293,37 @@ def save_checkpoint(model: SERModel, out: Path, cfg: TrainConfig, data_args: lis
         )
 
 
-def leave_one_corpus_out(clips: Clips, cfg: TrainConfig, fc: FeatureConfig, log=print) -> dict:
+def leave_one_corpus_out(clips: Clips, cfg: TrainConfig, fc: FeatureConfig, log=print, jobs: int = 1) -> dict:
     """For each corpus: train on all the others, test on every clip of it (shared labels only)."""
-    out = {}
+    return summarize_cross_corpus(run_fits(clips, loco_tasks(clips, cfg), cfg, fc, jobs, log), log)
+
+
+def final_task(clips: Clips, cfg: TrainConfig, log=print) -> Task:
+    """The shipped model: every speaker but the validation ones; its test set is the validation speakers."""
+    held = validation_speakers(clips, cfg.val_fraction)
+    train = [i for i, s in enumerate(clips.speakers) if s not in held]
+    val = [i for i, s in enumerate(clips.speakers) if s in held]
+    log(f"final model: {len(train)} train clips; validation speakers {sorted(held)}")
+    return Task("final", train, val, val)
+
+
+def loco_tasks(clips: Clips, cfg: TrainConfig, log=print) -> list[Task]:
+    tasks = []
     for corpus in sorted(set(clips.corpora)):
-        test = clips.subset([i for i, c in enumerate(clips.corpora) if c == corpus])
-        rest = clips.subset([i for i, c in enumerate(clips.corpora) if c != corpus])
-        train, val = split_by_speaker(rest, validation_speakers(rest, cfg.val_fraction))
-        log(f"leave-one-corpus-out: train on {sorted(set(rest.corpora))}, test on {corpus}")
-        model, _ = fit(train, val, cfg, fc, None, log)
-        out[corpus] = {"trained_on": sorted(set(rest.corpora)), **evaluate_split(model, test)[corpus]}
+        rest = [i for i, c in enumerate(clips.corpora) if c != corpus]
+        val_speakers = validation_speakers(clips.subset(rest), cfg.val_fraction)
+        train = [i for i in rest if clips.speakers[i] not in val_speakers]
+        val = [i for i in rest if clips.speakers[i] in val_speakers]
+        test = [i for i, c in enumerate(clips.corpora) if c == corpus]
+        log(f"leave-one-corpus-out: train on {sorted(set(clips.corpora) - {corpus})}, test on {corpus}")
+        tasks.append(Task(f"without {corpus}", train, val, test))
+    return tasks
+
+
+def summarize_cross_corpus(results: list[tuple], log=print) -> dict:
+    out = {}
+    for task, _, _, tested in results:
+        (corpus,) = tested
+        out[corpus] = {"trained_on": task.trained_on, **tested[corpus]}
         log(f"  {corpus}: UAR {out[corpus]['uar']:.3f} on {len(out[corpus]['labels'])} shared classes")
     return out

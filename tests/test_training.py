@@ -147,3 +147,58 @@ def test_runs_under_torchrun_with_two_processes(trained, corpus, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["training"]["history"]) == 2
     assert load_model(out)[0].labels == ["neutral", "sad", "angry"]
+
+
+@pytest.fixture(scope="module")
+def emodb_like(tmp_path_factory):
+    """A second corpus under EmoDB's naming (`SSa0TEV.wav`), same three audible styles, other speakers."""
+    root = tmp_path_factory.mktemp("emodb")
+    letters = {"sad": "T", "neutral": "N", "angry": "W"}
+    for k, speaker in enumerate(["03", "08", "09", "10"]):
+        for emotion, style in STYLES.items():
+            for take in range(TAKES):
+                voice = {**style, "f0": style["f0"] * (0.85 + 0.05 * k)}
+                clip = speech_like(1.0, seed=7000 + 100 * k + take, **voice)
+                write(root / f"{speaker}a0{take + 1}{letters[emotion]}a.wav", clip)
+    return root
+
+
+def test_parallel_jobs_give_the_same_results_as_one_process(trained, corpus, emodb_like, tmp_path, capsys):
+    """Folds, leave-one-corpus-out and the final fit in 2 worker processes match running them one by one."""
+    _, _, cache = trained
+    base = ["--data", f"folder={corpus}", "--data", f"emodb={emodb_like}", "--cache-dir", str(tmp_path / "cache")]
+    runs = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        argv = [*base, "--out", str(out), "--epochs", "2", "--folds", "2", "--cross-corpus", "--jobs", str(jobs)]
+        assert train.main([*argv, *SMALL]) == 0
+        runs[jobs] = json.loads((out / "metrics.json").read_text())
+    assert "running 5 fits, 2 at a time with 1 thread(s) each" in capsys.readouterr().out  # final + 2 folds + 2 corpora
+
+    serial, parallel = runs[1], runs[2]
+    assert parallel["training"]["jobs"] == 2
+    for corpus_name in ("folder", "emodb"):
+        assert parallel["cross_validation"][corpus_name]["uar"]["per_fold"] == pytest.approx(
+            serial["cross_validation"][corpus_name]["uar"]["per_fold"], abs=1e-6
+        )
+        assert (
+            parallel["cross_validation"][corpus_name]["confusion"]
+            == serial["cross_validation"][corpus_name]["confusion"]
+        )
+        assert parallel["validation"][corpus_name]["confusion"] == serial["validation"][corpus_name]["confusion"]
+    loco = parallel["leave_one_corpus_out"]
+    assert loco["emodb"]["trained_on"] == ["folder"] and loco["folder"]["trained_on"] == ["emodb"]
+    assert loco["emodb"]["n"] == 4 * len(STYLES) * TAKES  # every clip of the held-out corpus
+    assert {k: v["confusion"] for k, v in loco.items()} == {
+        k: v["confusion"] for k, v in serial["leave_one_corpus_out"].items()
+    }
+    curve = lambda run: [h[k] for h in run["training"]["history"] for k in ("loss", "val_uar")]  # noqa: E731
+    assert curve(parallel) == pytest.approx(curve(serial), abs=1e-6)
+
+
+def test_parallel_jobs_are_refused_under_torchrun(monkeypatch):
+    from ser.training import Task, TrainConfig, run_fits
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets for 2 processes
+    with pytest.raises(ValueError, match="under torchrun leave it at 1"):
+        run_fits(None, [Task("a", [], [], []), Task("b", [], [], [])], TrainConfig(), None, jobs=2)
