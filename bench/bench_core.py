@@ -5,16 +5,19 @@
 Measures, on synthetic audio (no corpus needed):
 - feature extraction (decode-free: array -> log-mel) in clips/s for 3 s clips;
 - training throughput (augmentation + features + forward/backward/step) in clips/s, and the time
-  that implies for one epoch over 1,000 clips;
+  that implies for one epoch over 1,000 clips; then the same with one single-threaded process per
+  thread side by side, as `train.py --jobs N` runs fits;
 - per-clip inference latency for a 3 s clip (features + model), median and p95 over many runs;
 - model file size, and the same latency/size for VGG-16 and VGG-19 (the standard configurations,
   random weights, 3x224x224 input) that the seed literature used.
 """
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +75,33 @@ def ms(xs: list[float]) -> str:
     return f"median {1000 * statistics.median(xs):.1f} ms, p95 {1000 * np.percentile(xs, 95):.1f} ms"
 
 
+def training_throughput(model_id: str | None, runs: int, threads: int = 0) -> float:
+    """Training clips/s of the model's architecture: augmentation + features + forward/backward/step."""
+    if threads:
+        torch.set_num_threads(threads)
+    model, _ = load_model(model_id)
+    fc, rng = model.feature_config, np.random.default_rng(0)
+    clips = Clips(
+        [(0.1 * rng.standard_normal(int(3.5 * fc.sample_rate))).astype(np.float32) for _ in range(64)],
+        ["neutral"] * 64,
+        ["s"] * 64,
+        ["synthetic"] * 64,
+        [""] * 64,
+    )
+    model.train()
+    opt = torch.optim.AdamW(model.parameters())
+    g = torch.Generator().manual_seed(0)
+
+    def step():
+        mel = _batch(clips, rng.integers(0, 64, 32), fc, AugmentConfig(), rng, g, "cpu")
+        loss = model(mel).logsumexp(dim=1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return 32 / statistics.median(timed(step, runs, warmup=2))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="checkpoint folder or Hub id (default: shipped checkpoint)")
@@ -89,31 +119,24 @@ def main(argv=None) -> None:
     t = timed(lambda: model.predict_proba(clip), args.runs)
     print(f"inference, 3 s clip (features + model): {ms(t)}  [target <= 20 ms]")
 
-    clips = Clips(
-        [(0.1 * rng.standard_normal(int(3.5 * fc.sample_rate))).astype(np.float32) for _ in range(64)],
-        ["neutral"] * 64,
-        ["s"] * 64,
-        ["synthetic"] * 64,
-        [""] * 64,
-    )
-    model.train()
-    opt = torch.optim.AdamW(model.parameters())
-    g, brng = torch.Generator().manual_seed(0), np.random.default_rng(0)
-
-    def step():
-        mel = _batch(clips, brng.integers(0, 64, 32), fc, AugmentConfig(), brng, g, "cpu")
-        loss = model(mel).logsumexp(dim=1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    t = timed(step, max(5, args.runs // 10), warmup=2)
-    per_clip = statistics.median(t) / 32
+    threads = torch.get_num_threads()
+    per_clip = 1 / training_throughput(args.model, max(5, args.runs // 10))
     print(
-        f"training, batches of 32 x 3 s with augmentation: {1 / per_clip:.0f} clips/s "
+        f"training, batches of 32 x 3 s with augmentation, 1 process x {threads} threads: {1 / per_clip:.0f} clips/s "
         f"-> one epoch over 1,000 clips {1000 * per_clip:.0f} s  [target <= 60 s]"
     )
-    model.eval()
+    if threads > 1:  # what `train.py --jobs N` does: N fits side by side, the threads shared between them
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(threads, mp_context=context) as pool:
+            rates = list(
+                pool.map(
+                    training_throughput, [args.model] * threads, [max(5, args.runs // 10)] * threads, [1] * threads
+                )
+            )
+        print(
+            f"training, {threads} processes x 1 thread side by side (train.py --jobs {threads}): "
+            f"{sum(rates):.0f} clips/s in all, {sum(rates) * per_clip:.2f}x one process"
+        )
 
     folder = Path(args.model) if args.model and Path(args.model).is_dir() else None
     from ser.hub import DEFAULT_MODEL

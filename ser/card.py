@@ -70,7 +70,7 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str], augmented:
         f"Trained from scratch with `{metrics.get('command', 'train.py')}`"
         + (
             ", with room, noise, microphone-EQ, band-limiting, codec, speed, frequency-warp and SpecAugment "
-            "augmentation (and mixup unless turned off; settings in `train_config.json`)."
+            "augmentation (settings in `train_config.json`)."
             if augmented
             else ", without augmentation."
         ),
@@ -96,8 +96,8 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str], augmented:
             )
         lines += [
             "",
-            "Each fold trains a fresh model on the other folds' speakers (all corpora), early-stops on held-out "
-            "validation speakers, and is tested on the fold's speakers. On a corpus that lacks some of the model's "
+            "Each fold trains a fresh model on the other folds' speakers (all corpora), keeps the epoch with the "
+            "best UAR on held-out validation speakers, and is tested on the fold's speakers. On a corpus that lacks some of the model's "
             "classes (EmoDB has no calm or surprised), the argmax is over the classes it has.",
         ]
         for c, m in cv.items():

@@ -26,8 +26,8 @@ class ModelConfig:
     labels: list[str]
     features: FeatureConfig = field(default_factory=FeatureConfig)
     # VGG stack as data: an int is a 3x3 conv + batch-norm + ReLU block of that width, "M" a 2x2 max-pool.
-    widths: list = field(default_factory=lambda: [16, "M", 32, "M", 64, "M", 128, "M", 128])
-    hidden: int = 128  # width of the head's hidden layer
+    widths: list = field(default_factory=lambda: [16, "M", 32, "M", 64, "M", 128, "M", 256])
+    hidden: int = 256  # width of the head's hidden layer
     dropout: float = 0.3
     norm: str = "band"  # per-utterance input normalisation: "band" (each mel band's mean) or "global"
     temperature: float = 1.0  # divides logits; fitted on validation speakers after training

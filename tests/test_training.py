@@ -70,6 +70,7 @@ def test_training_learns_an_audible_distinction(trained):
     assert metrics["training"]["validation_speakers"] == ["folder:spk4", "folder:spk5"]
     assert metrics["training"]["train_clips"] == (SPEAKERS - 2) * len(STYLES) * TAKES
     assert 1 <= metrics["training"]["best_epoch"] <= 12
+    assert len(metrics["training"]["history"]) == 12  # no early stop by default: the one-cycle schedule runs out
 
 
 def test_training_writes_a_complete_checkpoint_folder(trained, corpus):
