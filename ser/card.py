@@ -62,7 +62,8 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str], augmented:
         f"{n_params / 1e6:.2f} M parameters; input: {fc.n_mels}-band log-mel spectrogram at {fc.sample_rate} Hz "
         f"({fc.n_fft}-sample window, {fc.hop_length}-sample hop), any length from {fc.min_seconds:g} s "
         f"(longer than {fc.max_seconds:g} s is cut). Probabilities are temperature-calibrated "
-        f"(T = {model.config.temperature:.2f}, fitted on validation speakers).",
+        f"(T = {model.config.temperature:.2f}, fitted on validation speakers; the ECE figures below show what that "
+        "does for speakers it has not heard).",
         "",
         "## Training data",
         *[f"- {LICENCES.get(c, c)}" for c in corpora],
