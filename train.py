@@ -1,7 +1,7 @@
 """Train a speech-emotion model and write a checkpoint folder.
 
     python train.py --data ravdess=../shared/data/ravdess --data emodb=../shared/data/emodb \
-        --out checkpoints/default --folds 5 --cross-corpus
+        --out checkpoints/default --folds 5 --cross-corpus --jobs 2
 
 Under torchrun the same command trains with DistributedDataParallel:
     torchrun --nproc_per_node 2 train.py --data ...
@@ -102,10 +102,10 @@ def main(argv=None) -> int:
         return 2
     metrics = {"command": "python train.py " + shlex.join(sys.argv[1:] if argv is None else argv)}
     t0 = time.time()
-    final = final_task(clips, cfg, log)
-    cv = cv_tasks(clips, args.folds, cfg, log) if args.folds else []
-    loco = loco_tasks(clips, cfg, log) if args.cross_corpus and len(set(clips.corpora)) > 1 else []
     try:
+        final = final_task(clips, cfg, log)
+        cv = cv_tasks(clips, args.folds, cfg, log) if args.folds else []
+        loco = loco_tasks(clips, cfg, log) if args.cross_corpus and len(set(clips.corpora)) > 1 else []
         results = run_fits(clips, [final, *cv, *loco], cfg, fc, args.jobs, log)  # the longest fit first
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -32,7 +32,7 @@ from .model import ModelConfig, SERModel
 
 @dataclass
 class TrainConfig:
-    epochs: int = 40  # one-cycle schedule length; about 15 min per model on a 2-core CPU
+    epochs: int = 40  # one-cycle schedule length; about 10 min for the default model on a 2-core CPU
     # Epochs without a better validation UAR before stopping; 0 = run the whole schedule (stopping a
     # one-cycle schedule early leaves the learning rate high). Either way the best validation epoch is kept.
     patience: int = 0
@@ -42,7 +42,7 @@ class TrainConfig:
     label_smoothing: float = 0.1  # acted labels are not certain; soft targets calibrate better
     mixup_alpha: float = 0.0  # > 0 turns mixup on; off by default: with the augmentation it underfit (README)
     ema_decay: float = 0.995  # per-step weight averaging; the averaged model is the one kept
-    # Room/noise/EQ/band-limit/codec/warp/speed/SpecAugment (AugmentConfig) and mixup. It trades a little
+    # Room/noise/EQ/band-limit/codec/warp/speed/SpecAugment (AugmentConfig), and mixup if on. It trades a little
     # within-corpus accuracy for much better transfer to an unseen corpus (README, "Augmentation").
     augment: bool = True
     val_fraction: float = 0.15  # share of each corpus's speakers held out for early stopping and calibration

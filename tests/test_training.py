@@ -132,6 +132,15 @@ def test_bad_data_argument_is_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_more_folds_than_speakers_is_a_one_line_error(trained, corpus, tmp_path, capsys):
+    _, _, cache = trained
+    argv = ["--data", f"folder={corpus}", "--out", str(tmp_path / "o"), "--cache-dir", str(cache), "--folds", "7"]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: folder has 6 speakers; cannot make 7 speaker-independent folds"
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")
 def test_runs_under_torchrun_with_two_processes(trained, corpus, tmp_path):
     _, _, cache = trained
