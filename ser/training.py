@@ -272,7 +272,7 @@ def _fit_task(task: Task, cfg: TrainConfig, fc: FeatureConfig, clips: Clips | No
 def run_fits(clips: Clips, tasks: list[Task], cfg: TrainConfig, fc: FeatureConfig, jobs: int = 1, log=print) -> list:
     """Run every task, `jobs` at a time in separate processes that share the CPU threads between them.
 
-    Fits are seeded, so the results do not depend on `jobs` (up to floating-point summation order).
+    Fits are seeded: with the same threads per fit, the results do not depend on `jobs`.
     """
     if jobs <= 1 or len(tasks) <= 1:
         return [_fit_task(t, cfg, fc, clips, log) for t in tasks]
