@@ -124,7 +124,7 @@ def main(argv=None) -> int:
         "all_fits_seconds": time.time() - t0,
         "jobs": args.jobs,
         "train_clips": len(final.train),
-        "validation_speakers": sorted({clips.speakers[i] for i in final.val}),
+        "validation_speakers": final.test_speakers,
     }
     if rank != 0:
         return 0

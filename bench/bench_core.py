@@ -120,10 +120,10 @@ def main(argv=None) -> None:
     print(f"inference, 3 s clip (features + model): {ms(t)}  [target <= 20 ms]")
 
     threads = torch.get_num_threads()
-    per_clip = 1 / training_throughput(args.model, max(5, args.runs // 10))
+    rate = training_throughput(args.model, max(5, args.runs // 10))
     print(
-        f"training, batches of 32 x 3 s with augmentation, 1 process x {threads} threads: {1 / per_clip:.0f} clips/s "
-        f"-> one epoch over 1,000 clips {1000 * per_clip:.0f} s  [target <= 60 s]"
+        f"training, batches of 32 x 3 s with augmentation, 1 process x {threads} threads: {rate:.0f} clips/s "
+        f"-> one epoch over 1,000 clips {1000 / rate:.0f} s  [target <= 60 s]"
     )
     if threads > 1:  # what `train.py --jobs N` does: N fits side by side, the threads shared between them
         context = multiprocessing.get_context("spawn")
@@ -135,7 +135,7 @@ def main(argv=None) -> None:
             )
         print(
             f"training, {threads} processes x 1 thread side by side (train.py --jobs {threads}): "
-            f"{sum(rates):.0f} clips/s in all, {sum(rates) * per_clip:.2f}x one process"
+            f"{sum(rates):.0f} clips/s in all, {sum(rates) / rate:.2f}x one process"
         )
 
     folder = Path(args.model) if args.model and Path(args.model).is_dir() else None

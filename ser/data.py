@@ -122,11 +122,10 @@ def validation_speakers(clips: Clips, fraction: float) -> set[str]:
     return held
 
 
-def split_by_speaker(clips: Clips, held: set[str]) -> tuple[Clips, Clips]:
-    """(clips of other speakers, clips of `held` speakers)."""
-    inside = [i for i, s in enumerate(clips.speakers) if s in held]
-    outside = [i for i, s in enumerate(clips.speakers) if s not in held]
-    return clips.subset(outside), clips.subset(inside)
+def split_by_speaker(clips: Clips, held: set[str], idx=None) -> tuple[list[int], list[int]]:
+    """(indices of other speakers' clips, indices of `held` speakers' clips), among `idx` (default: all)."""
+    idx = range(len(clips)) if idx is None else idx
+    return [i for i in idx if clips.speakers[i] not in held], [i for i in idx if clips.speakers[i] in held]
 
 
 def balanced_indices(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from . import augment, plots
 from .augment import AugmentConfig
 from .corpora import EMOTIONS
-from .data import Clips, balanced_indices, crop, speaker_folds, validation_speakers
+from .data import Clips, balanced_indices, crop, speaker_folds, split_by_speaker, validation_speakers
 from .evaluate import clip_logits, evaluate_logits, fit_temperature, summarize_folds
 from .features import FeatureConfig, power_to_log_mel, stft_power
 from .model import ModelConfig, SERModel
@@ -203,25 +203,24 @@ class Task:
     train: list[int]
     val: list[int]
     test: list[int]
-    labels: list[str] | None = None  # None: the training clips' own emotions
-    test_speakers: list[str] = field(default_factory=list)  # filled in by the fit, with:
-    trained_on: list[str] = field(default_factory=list)  # corpora of the training clips
+    labels: list[str] | None  # None: the training clips' own emotions
+    test_speakers: list[str]
+    trained_on: list[str]  # corpora of the training clips
 
 
-def _task(name: str, clips: Clips, rest: list[int], test: list[int], cfg: TrainConfig, labels=None) -> Task:
-    """Train on `rest` minus its validation speakers (each corpus's last `val_fraction`), test on `test`."""
-    held = validation_speakers(clips.subset(rest), cfg.val_fraction)
-    train = [i for i in rest if clips.speakers[i] not in held]
-    return Task(name, train, [i for i in rest if clips.speakers[i] in held], test, labels)
+def _task(name: str, clips: Clips, rest: list[int], test: list[int] | None, cfg: TrainConfig, labels=None) -> Task:
+    """Train on `rest` minus its validation speakers (each corpus's last `val_fraction`), test on `test`
+    (None: on the validation speakers)."""
+    train, val = split_by_speaker(clips, validation_speakers(clips.subset(rest), cfg.val_fraction), rest)
+    test = val if test is None else test
+    speakers, corpora = sorted({clips.speakers[i] for i in test}), sorted({clips.corpora[i] for i in train})
+    return Task(name, train, val, test, labels, speakers, corpora)
 
 
 def final_task(clips: Clips, cfg: TrainConfig, log=print) -> Task:
     """The shipped model: every speaker but the validation ones, which are also its test set."""
-    task = _task("final", clips, list(range(len(clips))), [], cfg)
-    task.test = task.val
-    log(
-        f"final model: {len(task.train)} train clips; validation speakers {sorted({clips.speakers[i] for i in task.val})}"
-    )
+    task = _task("final", clips, list(range(len(clips))), None, cfg)
+    log(f"final model: {len(task.train)} train clips; validation speakers {task.test_speakers}")
     return task
 
 
@@ -229,13 +228,12 @@ def cv_tasks(clips: Clips, k: int, cfg: TrainConfig, log=print) -> list[Task]:
     """One task per speaker fold: test on the fold's speakers, train on the others (all corpora)."""
     tasks, labels = [], _vocabulary_order(clips.emotions)
     for i, held in enumerate(speaker_folds(clips, k)):
-        rest = [j for j, s in enumerate(clips.speakers) if s not in held]
-        test = [j for j, s in enumerate(clips.speakers) if s in held]
-        tasks.append(_task(f"fold {i + 1}", clips, rest, test, cfg, labels))
-        t = tasks[-1]
+        rest, test = split_by_speaker(clips, held)
+        t = _task(f"fold {i + 1}", clips, rest, test, cfg, labels)
         log(
             f"fold {i + 1}/{k}: test speakers {sorted(held)}; {len(t.train)} train / {len(t.val)} val / {len(test)} test clips"
         )
+        tasks.append(t)
     return tasks
 
 
@@ -264,8 +262,6 @@ def _fit_task(task: Task, cfg: TrainConfig, fc: FeatureConfig, clips: Clips | No
     t0 = time.time()
     model, history = fit(clips.subset(task.train), clips.subset(task.val), cfg, fc, task.labels, log)
     history["seconds"] = time.time() - t0
-    task.test_speakers = sorted({clips.speakers[i] for i in task.test})
-    task.trained_on = sorted({clips.corpora[i] for i in task.train})
     return task, model, history, evaluate_split(model, clips.subset(task.test)) if task.test else {}
 
 

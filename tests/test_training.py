@@ -211,4 +211,4 @@ def test_parallel_jobs_are_refused_under_torchrun(monkeypatch):
 
     monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets for 2 processes
     with pytest.raises(ValueError, match="under torchrun leave it at 1"):
-        run_fits(None, [Task("a", [], [], []), Task("b", [], [], [])], TrainConfig(), None, jobs=2)
+        run_fits(None, [Task("a", [], [], [], None, [], [])] * 2, TrainConfig(), None, jobs=2)
