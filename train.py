@@ -8,6 +8,7 @@ Under torchrun the same command trains with DistributedDataParallel:
 """
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -92,6 +93,9 @@ def main(argv=None) -> int:
         overrides["widths"] = [w if w == "M" else int(w) for w in overrides["widths"].split(",")]
     cfg = TrainConfig(**{**overrides, "augment": args.augment})
     fc = FeatureConfig()
+    if args.jobs > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        print("error: --jobs runs fits in parallel processes; under torchrun leave it at 1", file=sys.stderr)
+        return 2
     rank, _ = _dist()
     log = print if rank == 0 else (lambda *a, **k: None)
     try:
@@ -102,14 +106,14 @@ def main(argv=None) -> int:
         return 2
     metrics = {"command": "python train.py " + shlex.join(sys.argv[1:] if argv is None else argv)}
     t0 = time.time()
-    try:
+    try:  # problems with the plan (too few speakers for the folds) are one-line errors; bugs in a fit are not
         final = final_task(clips, cfg, log)
         cv = cv_tasks(clips, args.folds, cfg, log) if args.folds else []
         loco = loco_tasks(clips, cfg, log) if args.cross_corpus and len(set(clips.corpora)) > 1 else []
-        results = run_fits(clips, [final, *cv, *loco], cfg, fc, args.jobs, log)  # the longest fit first
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    results = run_fits(clips, [final, *cv, *loco], cfg, fc, args.jobs, log)  # the longest fit first
     if cv:
         metrics["cross_validation"] = summarize_cross_validation(results[1 : 1 + len(cv)], log)
     if loco:

@@ -3,17 +3,22 @@
     python bench/one_fold.py --fold 1 --set epochs=40 --set mixup_alpha=0 --set threads=1
 
 Loads RAVDESS and EmoDB from ../shared/data (as train.py does), trains on the fold's training speakers and prints
-the fold's per-corpus UAR. `--set NAME=VALUE` overrides a TrainConfig field (VALUE is JSON, e.g. widths=[16,"M",32]).
+the fold's per-corpus UAR. `--set NAME=VALUE` overrides a TrainConfig field (VALUE is JSON, e.g. widths=[16,"M",32]),
+`--feature NAME=VALUE` a FeatureConfig field (e.g. n_mels=128) and `--augment NAME=VALUE` an AugmentConfig field
+(e.g. p_noise=0.25).
 A single fold moves by a few points with the thread count alone; compare recipes with the same `threads`.
 """
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ser import training  # noqa: E402
+from ser.augment import AugmentConfig  # noqa: E402
 from ser.data import load_corpus  # noqa: E402
 from ser.features import FeatureConfig  # noqa: E402
 from ser.training import TrainConfig, cv_tasks, run_fits  # noqa: E402
@@ -23,17 +28,22 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fold", type=int, required=True, help="1-5")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--feature", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--augment", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--data-dir", default="../shared/data")
     args = p.parse_args(argv)
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
-    cfg, fc = TrainConfig(**overrides), FeatureConfig()
+    features = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.feature)}
+    augments = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.augment)}
+    cfg, fc = TrainConfig(**overrides), FeatureConfig(**features)
+    training.AugmentConfig = functools.partial(AugmentConfig, **augments)  # the fit runs in this process
     clips = load_corpus(Path(args.data_dir) / "ravdess", "ravdess", fc, ".cache/ser")
     clips = clips + load_corpus(Path(args.data_dir) / "emodb", "emodb", fc, ".cache/ser")
     task = cv_tasks(clips, 5, cfg)[args.fold - 1]
     ((_, _, history, tested),) = run_fits(clips, [task], cfg, fc)
     uar = ", ".join(f"{corpus} UAR {m['uar']:.3f}" for corpus, m in tested.items())
     print(
-        f"fold {args.fold} {json.dumps(overrides)}: {uar} (best epoch {history['best_epoch']}, {history['seconds']:.0f} s)"
+        f"fold {args.fold} {json.dumps(overrides)} {json.dumps(features)} {json.dumps(augments)}: {uar} (best epoch {history['best_epoch']}, {history['seconds']:.0f} s)"
     )
 
 

@@ -6,6 +6,7 @@ says what was wrong and what to do about it.
 
 import os
 import shutil
+import struct
 import warnings
 from pathlib import Path
 
@@ -29,16 +30,22 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     try:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
         return data.T, rate
-    except sf.LibsndfileError as e:
-        sf_error = str(e)
-    except (RuntimeError, ValueError) as e:  # truncated or malformed streams
-        sf_error = str(e)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:  # unknown format; truncated or malformed stream
+        sf_error = str(e).strip().removeprefix("Error : ").rstrip(".")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data, rate = librosa.load(path, sr=None, mono=False, dtype=np.float32)
         return np.atleast_2d(data), int(rate)
     except Exception as e:  # audioread raises a zoo of types; all mean "could not decode"
+        try:  # libsndfile knows the format from the header, so the audio after it is damaged
+            kind = sf.info(path).format
+        except Exception:
+            kind = None
+        if kind:
+            raise AudioError(
+                f"cannot decode '{path}': the {kind} file is damaged or cut short ({sf_error}); copy or export it again"
+            ) from None
         if type(e).__name__ == "NoBackendError" and shutil.which("ffmpeg") is None:
             raise AudioError(
                 f"cannot decode '{path}': not a format soundfile reads; "
@@ -46,7 +53,7 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
             ) from None
         if type(e).__name__ == "NoBackendError":
             raise AudioError(
-                f"cannot decode '{path}': neither soundfile nor ffmpeg reads it ({sf_error.strip()}); convert it to WAV or FLAC"
+                f"cannot decode '{path}': neither soundfile nor ffmpeg reads it ({sf_error}); convert it to WAV or FLAC"
             ) from None
         raise AudioError(
             f"cannot decode '{path}': the file is corrupt or not audio ({str(e).strip() or type(e).__name__})"
@@ -126,7 +133,40 @@ def trim_silence(audio: np.ndarray, top_db: float) -> np.ndarray:
 
 def load_clip(path: str | os.PathLike, cfg: FeatureConfig) -> np.ndarray:
     """`load_audio` then `prepare`: what prediction and training read from a file."""
-    return prepare(load_audio(path, cfg.sample_rate), cfg, name=f"'{path}'")
+    audio = load_audio(path, cfg.sample_rate)
+    try:
+        return prepare(audio, cfg, name=f"'{path}'")
+    except AudioError:
+        declared, held = _wav_declared_seconds(Path(path)), len(audio) / cfg.sample_rate
+        if declared is not None and declared > held + 0.01:  # the real problem is an incomplete copy
+            raise AudioError(
+                f"'{path}' is cut short: its header promises {declared:.2f} s but the file holds {held:.2f} s; "
+                "copy or export it again"
+            ) from None
+        raise
+
+
+def _wav_declared_seconds(path: Path) -> float | None:
+    """Duration a RIFF/WAVE header declares (libsndfile quietly reads only what is there); None if not a WAV
+    or the size is a streaming placeholder."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, rate, block = 12, None, None
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
+        if chunk == b"fmt " and pos + 24 <= len(head):
+            rate, block = (
+                struct.unpack("<I", head[pos + 12 : pos + 16])[0],
+                struct.unpack("<H", head[pos + 20 : pos + 22])[0],
+            )
+        if chunk == b"data":
+            if not rate or not block or size in (0, 0xFFFFFFFF):
+                return None
+            return size / block / rate
+        pos += 8 + size + (size & 1)
+    return None
 
 
 def find_audio(paths: list[str | os.PathLike]) -> list[Path]:

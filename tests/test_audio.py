@@ -207,6 +207,15 @@ def _corrupt(src, start: int = 200):
     return src
 
 
+def _streamed(src):
+    """A WAV as live recorders write it before they know the length: data size 0xFFFFFFFF."""
+    raw = bytearray(src.read_bytes())
+    at = raw.index(b"data") + 4
+    raw[at : at + 4] = b"\xff\xff\xff\xff"
+    src.write_bytes(bytes(raw))
+    return src
+
+
 def _empty(d):
     (d / "empty.wav").write_bytes(b"")
     return d / "empty.wav"
@@ -238,10 +247,11 @@ BAD = {
     "empty": (_empty, "empty"),
     "text named .wav": (_text, "cannot decode"),
     "random bytes .m4a": (_random_bytes, "cannot decode"),
-    "FLAC cut to its header": (lambda d: _truncate(write(d / "cut.flac", speech_like(2.0)), 0.05), ""),
+    "FLAC cut to its header": (lambda d: _truncate(write(d / "cut.flac", speech_like(2.0)), 0.05), "damaged"),
     "WAV cut to its header": (lambda d: _truncate(write(d / "cut.wav", speech_like(2.0)), 0.001), ""),
-    "WAV cut short": (lambda d: _truncate(write(d / "cut2.wav", speech_like(2.0)), 0.1), "at least"),
-    "FLAC with garbage body": (lambda d: _corrupt(write(d / "bad.flac", speech_like(2.0))), ""),
+    "WAV cut short": (lambda d: _truncate(write(d / "cut2.wav", speech_like(2.0)), 0.1), "cut short"),
+    "FLAC with garbage body": (lambda d: _corrupt(write(d / "bad.flac", speech_like(2.0))), "damaged"),
+    "short WAV streamed (no size)": (lambda d: _streamed(write(d / "live.wav", speech_like(0.3))), "at least 0.5 s"),
     "too short": (lambda d: write(d / "short.wav", speech_like(0.3)), "at least 0.5 s"),
     "pure silence": (lambda d: write(d / "silence.wav", np.zeros(SR, np.float32)), "silent"),
     "near silence": (lambda d: write(d / "hiss.wav", 1e-5 * speech_like(1.0)), "silent"),

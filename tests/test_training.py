@@ -141,6 +141,31 @@ def test_more_folds_than_speakers_is_a_one_line_error(trained, corpus, tmp_path,
     assert not (tmp_path / "o").exists()
 
 
+def test_jobs_under_torchrun_is_a_one_line_error(trained, corpus, tmp_path, capsys, monkeypatch):
+    _, _, cache = trained
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets for 2 processes
+    argv = ["--data", f"folder={corpus}", "--out", str(tmp_path / "o"), "--cache-dir", str(cache), "--jobs", "2"]
+    assert train.main(argv) == 2
+    assert (
+        capsys.readouterr().err.strip() == "error: --jobs runs fits in parallel processes; under torchrun leave it at 1"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_bug_inside_a_fit_keeps_its_traceback(trained, corpus, tmp_path, monkeypatch):
+    """Only planning problems become one-line errors; a ValueError from training itself is not swallowed."""
+    _, _, cache = trained
+
+    def broken_fit(*args, **kwargs):
+        raise ValueError("bug deep inside training")
+
+    monkeypatch.setattr("ser.training.fit", broken_fit)
+    argv = ["--data", f"folder={corpus}", "--out", str(tmp_path / "o"), "--cache-dir", str(cache)]
+    with pytest.raises(ValueError, match="bug deep inside training"):
+        train.main(argv)
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")
 def test_runs_under_torchrun_with_two_processes(trained, corpus, tmp_path):
     _, _, cache = trained
