@@ -4,6 +4,7 @@ Files are only ever read. Every problem is raised as `AudioError` with a one-lin
 says what was wrong and what to do about it.
 """
 
+import contextlib
 import os
 import shutil
 import struct
@@ -25,21 +26,41 @@ class AudioError(ValueError):
     """Audio that cannot be used; the message is one line meant for the user."""
 
 
+@contextlib.contextmanager
+def _quiet_c_stderr():
+    """Silence C-level stderr: libsndfile's mpg123 prints 'Cannot read next header ... Duh...' when probing a
+    file that is not MP3, on top of the one-line message we give."""
+    try:
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no usable fd 2 (some embedded hosts): nothing to silence
+        yield
+        return
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _decode(path: Path) -> tuple[np.ndarray, int]:
     """Decode with libsndfile (WAV/FLAC/OGG/MP3), falling back to ffmpeg via audioread."""
     try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        with _quiet_c_stderr():
+            data, rate = sf.read(path, dtype="float32", always_2d=True)
         return data.T, rate
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:  # unknown format; truncated or malformed stream
         sf_error = str(e).strip().removeprefix("Error : ").rstrip(".")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_c_stderr():  # librosa probes with soundfile again first
             warnings.simplefilter("ignore")
             data, rate = librosa.load(path, sr=None, mono=False, dtype=np.float32)
         return np.atleast_2d(data), int(rate)
     except Exception as e:  # audioread raises a zoo of types; all mean "could not decode"
         try:  # libsndfile knows the format from the header, so the audio after it is damaged
-            kind = sf.info(path).format
+            with _quiet_c_stderr():
+                kind = sf.info(path).format
         except Exception:
             kind = None
         if kind:

@@ -210,3 +210,16 @@ def test_push_without_token_is_a_one_line_error(model_dir, tmp_path, monkeypatch
     assert main(["push", str(model_dir), "someone/ser-model"]) == 2
     err = error_line(capsys.readouterr().err)
     assert err.startswith("error: no Hugging Face token") and "HF_TOKEN" in err
+
+
+def test_undecodable_file_gives_our_line_only_not_decoder_chatter(tmp_path, model_dir):
+    """libsndfile's MP3 probe prints 'Cannot read next header ... Duh...' to C stderr on non-audio; we silence it."""
+    from test_audio import _random_bytes
+
+    path = _random_bytes(tmp_path)
+    cmd = [sys.executable, "-m", "ser", "predict", str(path), "--model", str(model_dir)]
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+
+    assert run.returncode == 1
+    assert "cannot decode" in json.loads(run.stdout)["error"]
+    assert [line for line in run.stderr.splitlines() if line.strip()] == ["1 of 1 file(s) could not be used"]
