@@ -5,7 +5,8 @@
 Loads RAVDESS and EmoDB from ../shared/data (as train.py does), trains on the fold's training speakers and prints
 the fold's per-corpus UAR. `--set NAME=VALUE` overrides a TrainConfig field (VALUE is JSON, e.g. widths=[16,"M",32]),
 `--feature NAME=VALUE` a FeatureConfig field (e.g. n_mels=128) and `--augment NAME=VALUE` an AugmentConfig field
-(e.g. p_noise=0.25).
+(e.g. p_noise=0.25). `--trace-test` also prints the test speakers' UAR after every epoch (a diagnostic of how
+well the validation speakers pick the epoch; never used to pick it).
 A single fold moves by a few points with the thread count alone; compare recipes with the same `threads`.
 """
 
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ser import training  # noqa: E402
 from ser.augment import AugmentConfig  # noqa: E402
 from ser.data import load_corpus  # noqa: E402
+from ser.evaluate import evaluate_logits  # noqa: E402
 from ser.features import FeatureConfig  # noqa: E402
 from ser.training import TrainConfig, cv_tasks, run_fits  # noqa: E402
 
@@ -30,6 +32,7 @@ def main(argv=None) -> None:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--feature", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--augment", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--trace-test", action="store_true", help="print test UAR after every epoch too")
     p.add_argument("--data-dir", default="../shared/data")
     args = p.parse_args(argv)
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
@@ -40,11 +43,30 @@ def main(argv=None) -> None:
     clips = load_corpus(Path(args.data_dir) / "ravdess", "ravdess", fc, ".cache/ser")
     clips = clips + load_corpus(Path(args.data_dir) / "emodb", "emodb", fc, ".cache/ser")
     task = cv_tasks(clips, 5, cfg)[args.fold - 1]
+    if args.trace_test:
+        _trace_test(clips.subset(task.test))
     ((_, _, history, tested),) = run_fits(clips, [task], cfg, fc)
     uar = ", ".join(f"{corpus} UAR {m['uar']:.3f}" for corpus, m in tested.items())
     print(
         f"fold {args.fold} {json.dumps(overrides)} {json.dumps(features)} {json.dumps(augments)}: {uar} (best epoch {history['best_epoch']}, {history['seconds']:.0f} s)"
     )
+
+
+def _trace_test(test) -> None:
+    """Wrap the per-epoch validation pass so that it scores the same (EMA) model on `test` as well."""
+    inner = training.clip_logits
+
+    def clip_logits(model, clips, device="cpu"):
+        logits = inner(model, clips, device)
+        if clips is not test:
+            scored = inner(model, test, device)
+            for corpus in sorted(set(test.corpora)):
+                idx = [i for i, c in enumerate(test.corpora) if c == corpus]
+                m = evaluate_logits(scored[idx], [test.emotions[i] for i in idx], model.labels)
+                print(f"  test {corpus} UAR {m['uar']:.3f}", flush=True)
+        return logits
+
+    training.clip_logits = clip_logits
 
 
 if __name__ == "__main__":
