@@ -8,6 +8,7 @@ import contextlib
 import os
 import shutil
 import struct
+import threading
 import warnings
 from pathlib import Path
 
@@ -22,26 +23,44 @@ SILENCE_DBFS = -60.0  # a peak below this is treated as silence: nothing to anal
 MIN_RATE, MAX_RATE = 8000, 96000
 
 
+# librosa's notices when it falls back to audioread; our own message says what happened. Filters set once here, since
+# warnings.catch_warnings() is not thread-safe and the app decodes in several threads.
+warnings.filterwarnings("ignore", message="PySoundFile failed", category=UserWarning)
+warnings.filterwarnings("ignore", message=".*__audioread_load", category=FutureWarning)
+
+
 class AudioError(ValueError):
     """Audio that cannot be used; the message is one line meant for the user."""
+
+
+_QUIET = {"depth": 0, "saved": -1}  # nesting across threads: the first in redirects fd 2, the last out restores it
+_QUIET_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
 def _quiet_c_stderr():
     """Silence C-level stderr: libsndfile's mpg123 prints 'Cannot read next header ... Duh...' when probing a
-    file that is not MP3, on top of the one-line message we give."""
+    file that is not MP3, on top of the one-line message we give. Safe with concurrent decodes (the app's
+    worker threads); other output to fd 2 during those milliseconds is dropped too."""
+    with _QUIET_LOCK:
+        if _QUIET["depth"] == 0:
+            try:
+                saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+            except OSError:  # no usable fd 2 (some embedded hosts): nothing to silence
+                saved = -1
+            else:
+                os.dup2(devnull, 2)
+                os.close(devnull)
+            _QUIET["saved"] = saved
+        _QUIET["depth"] += 1
     try:
-        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    except OSError:  # no usable fd 2 (some embedded hosts): nothing to silence
-        yield
-        return
-    try:
-        os.dup2(devnull, 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        with _QUIET_LOCK:
+            _QUIET["depth"] -= 1
+            if _QUIET["depth"] == 0 and _QUIET["saved"] >= 0:
+                os.dup2(_QUIET["saved"], 2)
+                os.close(_QUIET["saved"])
 
 
 def _decode(path: Path) -> tuple[np.ndarray, int]:
@@ -53,8 +72,7 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:  # unknown format; truncated or malformed stream
         sf_error = str(e).strip().removeprefix("Error : ").rstrip(".")
     try:
-        with warnings.catch_warnings(), _quiet_c_stderr():  # librosa probes with soundfile again first
-            warnings.simplefilter("ignore")
+        with _quiet_c_stderr():  # librosa probes with soundfile again first
             data, rate = librosa.load(path, sr=None, mono=False, dtype=np.float32)
         return np.atleast_2d(data), int(rate)
     except Exception as e:  # audioread raises a zoo of types; all mean "could not decode"

@@ -2,8 +2,10 @@
 model's rate; every unusable file becomes one `AudioError` with a one-line message, and is left untouched."""
 
 import hashlib
+import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -319,3 +321,21 @@ def test_formats_libsndfile_cannot_read_fall_back_to_ffmpeg(tmp_path):
     audio = load_audio(path, SR)
     assert abs(len(audio) - SR) < 0.1 * SR
     assert dominant_hz(audio) == pytest.approx(440, abs=10)
+
+
+def test_concurrent_decodes_leave_stderr_where_it_was(tmp_path):
+    """Decoding silences the C decoders' chatter on fd 2; threads decoding at once (the app) must restore it."""
+    good, bad = write(tmp_path / "ok.wav", speech_like(1.0)), _random_bytes(tmp_path)
+    before = os.fstat(2)
+
+    def work(i):
+        for _ in range(15):
+            load_audio(good)
+            with pytest.raises(AudioError):
+                load_audio(bad)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(8)))
+
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
