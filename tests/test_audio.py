@@ -250,7 +250,7 @@ BAD = {
     "text named .wav": (_text, "cannot decode"),
     "random bytes .m4a": (_random_bytes, "cannot decode"),
     "FLAC cut to its header": (lambda d: _truncate(write(d / "cut.flac", speech_like(2.0)), 0.05), "damaged"),
-    "WAV cut to its header": (lambda d: _truncate(write(d / "cut.wav", speech_like(2.0)), 0.001), ""),
+    "WAV cut to its header": (lambda d: _truncate(write(d / "cut.wav", speech_like(2.0)), 0.001), "cut short"),
     "WAV cut short": (lambda d: _truncate(write(d / "cut2.wav", speech_like(2.0)), 0.1), "cut short"),
     "FLAC with garbage body": (lambda d: _corrupt(write(d / "bad.flac", speech_like(2.0))), "damaged"),
     "short WAV streamed (no size)": (lambda d: _streamed(write(d / "live.wav", speech_like(0.3))), "at least 0.5 s"),
