@@ -8,7 +8,6 @@ Under torchrun the same command trains with DistributedDataParallel:
 """
 
 import argparse
-import os
 import shlex
 import sys
 import time
@@ -22,6 +21,7 @@ from ser.hub import ModelError, push
 from ser.training import (
     TrainConfig,
     _dist,
+    check_jobs,
     cv_tasks,
     evaluate_split,
     final_task,
@@ -93,8 +93,10 @@ def main(argv=None) -> int:
         overrides["widths"] = [w if w == "M" else int(w) for w in overrides["widths"].split(",")]
     cfg = TrainConfig(**{**overrides, "augment": args.augment})
     fc = FeatureConfig()
-    if args.jobs > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        print("error: --jobs runs fits in parallel processes; under torchrun leave it at 1", file=sys.stderr)
+    try:
+        check_jobs(args.jobs)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     rank, _ = _dist()
     log = print if rank == 0 else (lambda *a, **k: None)

@@ -12,6 +12,7 @@ A single fold moves by a few points with the thread count alone; compare recipes
 
 import argparse
 import functools
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -44,7 +45,7 @@ def main(argv=None) -> None:
     clips = clips + load_corpus(Path(args.data_dir) / "emodb", "emodb", fc, ".cache/ser")
     task = cv_tasks(clips, 5, cfg)[args.fold - 1]
     if args.trace_test:
-        _trace_test(clips.subset(task.test))
+        _trace_test(clips.subset(task.test), cfg.epochs)
     ((_, _, history, tested),) = run_fits(clips, [task], cfg, fc)
     uar = ", ".join(f"{corpus} UAR {m['uar']:.3f}" for corpus, m in tested.items())
     print(
@@ -52,18 +53,24 @@ def main(argv=None) -> None:
     )
 
 
-def _trace_test(test) -> None:
-    """Wrap the per-epoch validation pass so that it scores the same (EMA) model on `test` as well."""
-    inner = training.clip_logits
+def _trace_test(test, epochs: int) -> None:
+    """Wrap the per-epoch validation pass so that it scores the same (EMA) model on `test` too, labelled by epoch.
+
+    `fit` calls `clip_logits` once per epoch on the validation speakers, then once more with the kept epoch's
+    weights (for the temperature); `evaluate_split` scores the test set itself afterwards and is not traced.
+    """
+    inner, calls = training.clip_logits, itertools.count(1)
 
     def clip_logits(model, clips, device="cpu"):
         logits = inner(model, clips, device)
-        if clips is not test:
+        n = next(calls)
+        if n <= epochs + 1:
             scored = inner(model, test, device)
             for corpus in sorted(set(test.corpora)):
                 idx = [i for i, c in enumerate(test.corpora) if c == corpus]
                 m = evaluate_logits(scored[idx], [test.emotions[i] for i in idx], model.labels)
-                print(f"  test {corpus} UAR {m['uar']:.3f}", flush=True)
+                label = f"epoch {n}" if n <= epochs else "kept epoch"
+                print(f"  test {corpus} UAR {m['uar']:.3f} ({label})", flush=True)
         return logits
 
     training.clip_logits = clip_logits

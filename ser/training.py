@@ -265,15 +265,20 @@ def _fit_task(task: Task, cfg: TrainConfig, fc: FeatureConfig, clips: Clips | No
     return task, model, history, evaluate_split(model, clips.subset(task.test)) if task.test else {}
 
 
+def check_jobs(jobs: int) -> None:
+    """Parallel fits (`jobs` > 1) and torchrun's processes do not mix; say so before any process group starts."""
+    if jobs > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("--jobs runs fits in parallel processes; under torchrun leave it at 1")
+
+
 def run_fits(clips: Clips, tasks: list[Task], cfg: TrainConfig, fc: FeatureConfig, jobs: int = 1, log=print) -> list:
     """Run every task, `jobs` at a time in separate processes that share the CPU threads between them.
 
     Fits are seeded: with the same threads per fit, the results do not depend on `jobs`.
     """
+    check_jobs(jobs)
     if jobs <= 1 or len(tasks) <= 1:
         return [_fit_task(t, cfg, fc, clips, log) for t in tasks]
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("--jobs runs fits in parallel processes; under torchrun leave it at 1")
     jobs = min(jobs, len(tasks))
     worker_cfg = dataclasses.replace(cfg, threads=max(1, (cfg.threads or torch.get_num_threads()) // jobs))
     log(f"running {len(tasks)} fits, {jobs} at a time with {worker_cfg.threads} thread(s) each")
