@@ -66,8 +66,8 @@ def load_corpus(root: Path, corpus: str, cfg: FeatureConfig, cache_dir: Path | N
     if cache and cache.exists():
         z = np.load(cache, allow_pickle=False)
         meta = json.loads(str(z["meta"]))
-        audio = np.split(z["audio"].astype(np.float32) / 32767.0, np.cumsum(meta["lengths"])[:-1])
-        return Clips(list(audio), meta["emotions"], meta["speakers"], [corpus] * len(audio), meta["paths"])
+        audio = _from_pcm16(z["audio"], meta["lengths"])
+        return Clips(audio, meta["emotions"], meta["speakers"], [corpus] * len(audio), meta["paths"])
     kept, audio, bad = [], [], []
     for it in tqdm(items, desc=f"decoding {corpus}", unit="clip", leave=False):
         try:
@@ -75,24 +75,32 @@ def load_corpus(root: Path, corpus: str, cfg: FeatureConfig, cache_dir: Path | N
             kept.append(it)
         except AudioError as e:
             bad.append(str(e))
+    if not audio:
+        raise ValueError(f"none of the {len(items)} '{corpus}' files under '{root}' could be used, e.g. {bad[0]}")
     if bad:
         log(f"{corpus}: skipped {len(bad)} unusable clip(s), e.g. {bad[0]}")
+    # The cache keeps 16-bit PCM. Fresh decodes take the same rounding, so that a first run trains on exactly the
+    # audio later runs read back: otherwise a fresh machine's first run drifts from every later one.
+    pcm, lengths = _to_pcm16(audio), [len(a) for a in audio]
+    audio = _from_pcm16(pcm, lengths)
     clips = Clips(
         audio, [i.emotion for i in kept], [i.speaker for i in kept], [corpus] * len(kept), [str(i.path) for i in kept]
     )
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "lengths": [len(a) for a in audio],
-            "emotions": clips.emotions,
-            "speakers": clips.speakers,
-            "paths": clips.paths,
-        }
-        pcm = np.round(np.clip(np.concatenate(audio), -1, 1) * 32767).astype(np.int16)
+        meta = {"lengths": lengths, "emotions": clips.emotions, "speakers": clips.speakers, "paths": clips.paths}
         tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")  # one per process (torchrun ranks)
         np.savez(tmp, audio=pcm, meta=json.dumps(meta))
         tmp.replace(cache)  # atomic: an interrupted run never leaves a half-written cache
     return clips
+
+
+def _to_pcm16(audio: list[np.ndarray]) -> np.ndarray:
+    return np.round(np.clip(np.concatenate(audio), -1, 1) * 32767).astype(np.int16)
+
+
+def _from_pcm16(pcm: np.ndarray, lengths: list[int]) -> list[np.ndarray]:
+    return np.split(pcm.astype(np.float32) / 32767.0, np.cumsum(lengths)[:-1])
 
 
 def speaker_folds(clips: Clips, k: int) -> list[set[str]]:

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import speech_like, write
@@ -130,6 +131,28 @@ def test_bad_data_argument_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: corpus folder not found") and "\n" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_corpus_of_only_unusable_files_is_a_one_line_error(tmp_path, capsys):
+    for emotion in STYLES:
+        (tmp_path / "c" / emotion / "spk0").mkdir(parents=True)
+        (tmp_path / "c" / emotion / "spk0" / "take0.wav").write_bytes(b"RIFF not really a wav")
+    rc = train.main(["--data", f"folder={tmp_path / 'c'}", "--out", str(tmp_path / "o"), "--cache-dir", ""])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the decoding progress bar
+    assert err.startswith("error: none of the 3 'folder' files under") and "convert it to WAV" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_first_run_trains_on_exactly_the_audio_later_runs_read_from_the_cache(corpus, tmp_path):
+    fc = ser.data.FeatureConfig()
+    decoded = ser.data.load_corpus(corpus, "folder", fc, tmp_path / "cache", log=print)  # decodes, writes the cache
+    cached = ser.data.load_corpus(corpus, "folder", fc, tmp_path / "cache", log=print)
+    uncached = ser.data.load_corpus(corpus, "folder", fc, None, log=print)
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    for a, b, c in zip(decoded.audio, cached.audio, uncached.audio, strict=True):
+        assert a.dtype == b.dtype == c.dtype == np.float32
+        assert np.array_equal(a, b) and np.array_equal(a, c)
 
 
 def test_more_folds_than_speakers_is_a_one_line_error(trained, corpus, tmp_path, capsys):
