@@ -146,9 +146,9 @@ def test_a_corpus_of_only_unusable_files_is_a_one_line_error(tmp_path, capsys):
 
 def test_first_run_trains_on_exactly_the_audio_later_runs_read_from_the_cache(corpus, tmp_path):
     fc = ser.data.FeatureConfig()
-    decoded = ser.data.load_corpus(corpus, "folder", fc, tmp_path / "cache", log=print)  # decodes, writes the cache
-    cached = ser.data.load_corpus(corpus, "folder", fc, tmp_path / "cache", log=print)
-    uncached = ser.data.load_corpus(corpus, "folder", fc, None, log=print)
+    decoded = ser.data.load_corpus(corpus, "folder", fc, tmp_path / "cache")  # decodes and writes the cache
+    cached = ser.data.load_corpus(corpus, "folder", fc, tmp_path / "cache")
+    uncached = ser.data.load_corpus(corpus, "folder", fc)
     assert len(list((tmp_path / "cache").iterdir())) == 1
     for a, b, c in zip(decoded.audio, cached.audio, uncached.audio, strict=True):
         assert a.dtype == b.dtype == c.dtype == np.float32
