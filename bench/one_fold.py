@@ -19,7 +19,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,7 +27,7 @@ from ser import training  # noqa: E402
 from ser.augment import AugmentConfig  # noqa: E402
 from ser.data import load_corpus  # noqa: E402
 from ser.evaluate import clip_logits, evaluate_logits  # noqa: E402
-from ser.features import FeatureConfig, log_mel_spectrogram  # noqa: E402
+from ser.features import FeatureConfig  # noqa: E402
 from ser.training import TrainConfig, cv_tasks, run_fits  # noqa: E402
 
 
@@ -40,7 +39,6 @@ def main(argv=None) -> None:
     p.add_argument("--augment", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--trace-test", action="store_true", help="print test UAR after every epoch too")
     p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="one fit per seed, then their ensemble")
-    p.add_argument("--tta", action="store_true", help="also score logits averaged over training-length windows")
     p.add_argument("--data-dir", default="../shared/data")
     args = p.parse_args(argv)
     if args.trace_test and args.seeds and len(args.seeds) > 1:
@@ -59,13 +57,6 @@ def main(argv=None) -> None:
     for seed in args.seeds or [cfg.seed]:
         ((_, model, history, tested),) = run_fits(clips, [task], dataclasses.replace(cfg, seed=seed), fc)
         logits.append(clip_logits(model, test))
-        if args.tta:
-            windowed = torch.stack([_window_logits(model, a) for a in test.audio])
-            tested_tta = {
-                c: evaluate_logits(windowed[idx], [test.emotions[i] for i in idx], model.labels)
-                for c, idx in _by_corpus(test)
-            }
-            print(f"fold {args.fold} windows of {fc.clip_seconds} s, mean logits: {_uar(tested_tta)}", flush=True)
         print(
             f"fold {args.fold} {json.dumps(overrides)} {json.dumps(features)} {json.dumps(augments)}"
             f"{f' seed {seed}' if args.seeds else ''}: {_uar(tested)} (best epoch {history['best_epoch']}, {history['seconds']:.0f} s)",
@@ -77,18 +68,6 @@ def main(argv=None) -> None:
             c: evaluate_logits(mean[idx], [test.emotions[i] for i in idx], model.labels) for c, idx in _by_corpus(test)
         }
         print(f"fold {args.fold} ensemble of seeds {args.seeds} (mean logits): {_uar(tested)}")
-
-
-@torch.inference_mode()
-def _window_logits(model, audio, hop_seconds: float = 0.5):
-    """Mean logits over clip_seconds windows every hop_seconds (a short clip is looped to one window, as in training)."""
-    fc = model.feature_config
-    n, hop = fc.clip_samples, int(hop_seconds * fc.sample_rate)
-    if len(audio) < n:
-        audio = np.tile(audio, n // len(audio) + 1)[:n]
-    starts = range(0, len(audio) - n + 1, hop)
-    wave = torch.from_numpy(np.stack([audio[s : s + n] for s in starts]))
-    return model(log_mel_spectrogram(wave, fc)).mean(dim=0)
 
 
 def _by_corpus(clips) -> list[tuple[str, list[int]]]:

@@ -30,8 +30,6 @@ class ModelConfig:
     hidden: int = 256  # width of the head's hidden layer
     dropout: float = 0.3
     norm: str = "band"  # per-utterance input normalisation: "band" (each mel band's mean) or "global"
-    deltas: bool = False  # add the log-mel's time derivative as a second input channel
-    gru: int = 0  # > 0: a bidirectional GRU of this width over the CNN's frames before pooling
     temperature: float = 1.0  # divides logits; fitted on validation speakers after training
 
     def __post_init__(self):
@@ -52,7 +50,7 @@ class SERModel(
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        layers, in_ch, n_freq = [], 2 if config.deltas else 1, config.features.n_mels
+        layers, in_ch, n_freq = [], 1, config.features.n_mels
         for w in config.widths:
             if w == "M":
                 layers.append(nn.MaxPool2d(2))
@@ -61,15 +59,11 @@ class SERModel(
                 layers += [nn.Conv2d(in_ch, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
                 in_ch = w
         self.features = nn.Sequential(*layers)
-        n_frame = in_ch * n_freq
-        if config.gru:
-            self.gru = nn.GRU(n_frame, config.gru, batch_first=True, bidirectional=True)
-            n_frame = 2 * config.gru
         # Mean and standard deviation over time of every (channel, frequency) unit: a fixed-size
         # summary of any clip length, keeping where in frequency the energy sits.
         self.head = nn.Sequential(
             nn.Dropout(config.dropout),
-            nn.Linear(2 * n_frame, config.hidden),
+            nn.Linear(2 * in_ch * n_freq, config.hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(config.dropout),
             nn.Linear(config.hidden, len(config.labels)),
@@ -93,12 +87,8 @@ class SERModel(
 
     def embed(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, T) -> (B, 2 * C * F') utterance embedding."""
-        x = self.normalize(mel).unsqueeze(1)
-        if self.config.deltas:
-            x = torch.cat([x, torch.gradient(x, dim=-1)[0]], dim=1)
-        x = self.features(x).flatten(1, 2)  # (B, C * F', T')
-        if self.config.gru:
-            x = self.gru(x.transpose(1, 2))[0].transpose(1, 2)  # (B, 2 * gru, T')
+        x = self.features(self.normalize(mel).unsqueeze(1))  # (B, C, F', T')
+        x = x.flatten(1, 2)  # (B, C * F', T')
         return torch.cat([x.mean(dim=-1), x.std(dim=-1)], dim=1)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:

@@ -52,9 +52,6 @@ class TrainConfig:
     hidden: int = 256
     dropout: float = 0.3
     norm: str = "band"  # see ModelConfig.norm
-    deltas: bool = False  # see ModelConfig.deltas
-    gru: int = 0  # see ModelConfig.gru
-    speaker_adversary: float = 0.0  # > 0: weight of a gradient-reversed speaker classifier on the embedding
     threads: int = 0  # torch CPU threads; 0 = torch's default (all cores)
 
 
@@ -101,14 +98,7 @@ def fit(
     labels = labels or [e for e in _vocabulary_order(train.emotions)]
     model = SERModel(
         ModelConfig(
-            labels=labels,
-            features=fc,
-            widths=cfg.widths,
-            hidden=cfg.hidden,
-            dropout=cfg.dropout,
-            norm=cfg.norm,
-            deltas=cfg.deltas,
-            gru=cfg.gru,
+            labels=labels, features=fc, widths=cfg.widths, hidden=cfg.hidden, dropout=cfg.dropout, norm=cfg.norm
         )
     ).to(device)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -116,15 +106,7 @@ def fit(
     epoch_size = cfg.epoch_size or len(train)
     steps = math.ceil(epoch_size / cfg.batch_size)
     per_rank = max(1, cfg.batch_size // world)
-    params = list(model.parameters())
-    if cfg.speaker_adversary:
-        speakers = sorted(set(train.speakers))
-        spk = torch.tensor([speakers.index(s) for s in train.speakers])
-        adversary = torch.nn.Sequential(
-            torch.nn.Linear(model.head[1].in_features, 256), torch.nn.ReLU(), torch.nn.Linear(256, len(speakers))
-        ).to(device)
-        params += list(adversary.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15)
     ac = AugmentConfig() if cfg.augment else None
     ema = copy.deepcopy(model).eval()  # weight average over steps: steadier validation, better generalisation
@@ -152,14 +134,7 @@ def fit(
             if ac is not None and cfg.mixup_alpha > 0:
                 mel, target = augment.mixup(mel, target, cfg.mixup_alpha, g)
             target = target * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(labels)
-            if cfg.speaker_adversary:
-                emb = model.embed(mel)
-                logits = model.head(emb)
-                lam = cfg.speaker_adversary * (2 / (1 + math.exp(-10 * step / (cfg.epochs * steps))) - 1)
-                loss_spk = F.cross_entropy(adversary(_reverse_grad(emb, lam)), spk[idx].to(device))
-            else:
-                logits, loss_spk = net(mel), 0.0
-            loss = torch.sum(-target * F.log_softmax(logits, dim=1), dim=1).mean() + loss_spk
+            loss = torch.sum(-target * F.log_softmax(net(mel), dim=1), dim=1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -193,21 +168,6 @@ def fit(
     model.config.temperature = fit_temperature(logits, target)
     model.to("cpu").eval()
     return model, {"history": history, "best_epoch": best["epoch"], "best_val_uar": best["uar"]}
-
-
-class _ReverseGrad(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, lam):
-        ctx.lam = lam
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return -ctx.lam * grad, None
-
-
-def _reverse_grad(x: torch.Tensor, lam: float) -> torch.Tensor:
-    return _ReverseGrad.apply(x, lam)
 
 
 @torch.no_grad()
