@@ -58,6 +58,19 @@ NO_AUDIO = "No audio yet: record with the microphone or upload a file, then pres
 FIGURE_WIDTH = 6.4  # inches; see `figures`
 THEME = gr.themes.Soft(text_size="lg")  # large text: read from the back of a classroom and on a phone
 CSS = "#verdict h2 {font-size: 2rem; margin: 0.2em 0} .notice {border-left: 4px solid #f08c00; padding-left: 0.6em}"
+# Browsers run gain control, noise suppression and echo cancellation on microphone audio by default. They reshape
+# the loudness contour and spectrum the model reads (it was trained on unprocessed audio, with its own noise and
+# room augmentation) and cost it 8 UAR points in bench/bench_mic.py, so the app asks for the raw signal.
+RAW_MIC = """<script>
+(() => {
+  const md = navigator.mediaDevices;
+  if (!md || !md.getUserMedia) return;
+  const get = md.getUserMedia.bind(md);
+  const raw = { autoGainControl: false, noiseSuppression: false, echoCancellation: false };
+  md.getUserMedia = (c) =>
+    get(c && c.audio ? { ...c, audio: c.audio === true ? raw : { ...raw, ...c.audio } } : c);
+})();
+</script>"""
 
 
 @dataclass
@@ -445,10 +458,14 @@ def wire(model: SERModel, ui: dict) -> None:
     )
 
 
-def launch(demo: gr.Blocks, **kwargs):
-    """Queue and serve with the app's limits; kwargs go to `Blocks.launch` (server_port, prevent_thread_lock...)."""
+def launch(demo: gr.Blocks, raw_mic: bool = True, **kwargs):
+    """Queue and serve with the app's limits; kwargs go to `Blocks.launch` (server_port, prevent_thread_lock...).
+
+    `raw_mic=False` leaves the browser's microphone processing on (see RAW_MIC).
+    """
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
-    return demo.launch(max_file_size=MAX_FILE_SIZE, theme=THEME, css=CSS, **kwargs)
+    head = RAW_MIC if raw_mic else None
+    return demo.launch(max_file_size=MAX_FILE_SIZE, theme=THEME, css=CSS, head=head, **kwargs)
 
 
 def warm_up(model: SERModel) -> None:

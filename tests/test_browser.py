@@ -138,10 +138,14 @@ def test_upload_and_analyse(playwright, server, calls, tmp_path):
         browser.close()
 
 
-def test_record_from_microphone_and_analyse(playwright, server, calls, tmp_path):
-    """Chromium plays a WAV into a fake microphone; the browser's gain control and noise suppression apply."""
+def test_record_from_microphone_and_analyse(playwright, server, calls, tmp_path, monkeypatch):
+    """Chromium plays a quiet WAV into a fake microphone; the app gets it at its own level, unprocessed."""
     url, _ = server
-    voice = write(tmp_path / "mic.wav", np.tile(speech_like(2.0, f0=180, energy=0.5), 3), subtype="PCM_16")
+    source = np.tile(speech_like(2.0, f0=180, energy=0.05), 3)
+    voice = write(tmp_path / "mic.wav", source, subtype="PCM_16")
+    heard = []
+    inner = app.analyse_audio
+    monkeypatch.setattr(app, "analyse_audio", lambda m, audio: heard.append(audio) or inner(m, audio))
     mic = [
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
@@ -159,5 +163,13 @@ def test_record_from_microphone_and_analyse(playwright, server, calls, tmp_path)
         analyse_and_wait(page, calls)
         assert expect_result(page, ["neutral", "happy", "sad", "angry"]) == first
         page.screenshot(path=Path(tmp_path) / "microphone.png", full_page=True)
+        # Without app.RAW_MIC the browser's gain control lifts this quiet voice by 10 dB or more.
+        captured = heard[0][len(heard[0]) // 4 : -len(heard[0]) // 4]
+        gain_db = 20 * np.log10(np.std(captured) / np.std(source))
+        assert abs(gain_db) < 2, f"the browser changed the microphone level by {gain_db:+.1f} dB"
+        tracks = page.evaluate(
+            "navigator.mediaDevices.getUserMedia({audio: true}).then(s => s.getAudioTracks()[0].getSettings())"
+        )
+        assert not any(tracks.get(k) for k in ("autoGainControl", "noiseSuppression", "echoCancellation")), tracks
     finally:
         browser.close()

@@ -1,0 +1,157 @@
+"""The microphone path, measured: unseen actors' clips played into Chromium's microphone and recorded in the app.
+
+    python bench/bench_mic.py --per-class 8                        # as the app records (raw microphone)
+    python bench/bench_mic.py --per-class 8 --browser-processing   # with the browser's processing left on
+
+For each clip (RAVDESS actors the shipped model never trained on: its validation speakers, 18-20), Debian's
+Chromium plays a WAV (silence, the clip, silence) into a fake microphone and the app records it as it would a
+visitor's voice: through the browser's capture and the recording's encoding, analysed when recording stops. The app
+asks the browser for the raw signal (app.RAW_MIC); --browser-processing leaves the browser's default gain control,
+noise suppression and echo cancellation on, to measure what they cost. The same clip is also analysed straight
+from its file.
+Prints one line per clip, then the agreement between the two, the UAR of each (on the clips' true labels) and how
+the captured audio differs from the file (gain, and the correlation after alignment). Needs /usr/bin/chromium and
+playwright; takes about 10 s per clip.
+"""
+
+import argparse
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import app  # noqa: E402
+from ser.audio import load_audio  # noqa: E402
+from ser.corpora import parse_ravdess  # noqa: E402
+from ser.evaluate import metrics  # noqa: E402
+from ser.hub import load_model  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+UNSEEN = {"18", "19", "20"}  # the shipped model's validation actors: never in its training batches
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--per-class", type=int, default=4, help="clips per emotion (default 4: 32 clips)")
+    p.add_argument("--data-dir", default="../shared/data")
+    p.add_argument("--model", default=None, help="checkpoint folder or Hub id (default: the shipped model)")
+    p.add_argument(
+        "--browser-processing",
+        action="store_true",
+        help="leave the browser's gain control, noise suppression and echo cancellation on (the app turns them off)",
+    )
+    args = p.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    model, _ = load_model(args.model)
+    clips = pick_clips(Path(args.data_dir) / "ravdess", args.per_class)
+    heard = []  # (audio, Result) for every analysis the server ran
+    inner = app.analyse_audio
+    app.analyse_audio = lambda m, audio: heard.append((audio, inner(m, audio))) or heard[-1][1]
+    demo = app.build_demo(model, examples=None)
+    port = free_port()
+    app.launch(demo, raw_mic=not args.browser_processing, server_port=port, prevent_thread_lock=True, quiet=True)
+    rows = []
+    try:
+        with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:
+            for path, emotion in clips:
+                audio = load_audio(path, model.feature_config.sample_rate)
+                direct = inner(model, audio).analysis.label
+                wav = Path(tmp) / "mic.wav"
+                sr = model.feature_config.sample_rate
+                sf.write(wav, np.concatenate([np.zeros(sr // 2), audio, np.zeros(4 * sr)]), sr, subtype="PCM_16")
+                n = len(heard)
+                record(
+                    pw,
+                    f"http://127.0.0.1:{port}/",
+                    wav,
+                    seconds=len(audio) / sr + 1.0,
+                    until=lambda n=n: len(heard) > n,
+                )
+                captured, result = heard[-1]
+                mic = result.analysis.label if result.analysis else f"error: {result.error}"
+                gain, corr = compare(audio, captured)
+                rows.append((emotion, direct, mic, gain, corr))
+                print(
+                    f"{path.name}  {emotion:9s}  file -> {direct:9s}  mic -> {mic:9s}  gain {gain:+5.1f} dB  r {corr:.2f}"
+                )
+    finally:
+        demo.close()
+    summarize(rows, model.labels)
+
+
+def pick_clips(folder: Path, per_class: int) -> list[tuple[Path, str]]:
+    """`per_class` clips of each emotion from the unseen actors, spread over them, in a fixed order."""
+    by_emotion: dict[str, list[Path]] = {}
+    for f in sorted(folder.rglob("*.flac")):
+        parsed = parse_ravdess(f)
+        if parsed is not None and parsed[1] in UNSEEN:
+            by_emotion.setdefault(parsed[0], []).append(f)
+    rng = np.random.default_rng(0)
+    return [(f, e) for e, files in sorted(by_emotion.items()) for f in rng.permutation(files)[:per_class].tolist()]
+
+
+def record(pw, url: str, wav: Path, seconds: float, until) -> None:
+    """Open the app in a Chromium whose microphone plays `wav`, record for `seconds`, wait for the analysis."""
+    mic = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ]
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS + mic)
+    try:
+        page = browser.new_context(permissions=["microphone"]).new_page()
+        page.goto(url)
+        page.locator("#audio-input button.record-button").click()
+        page.wait_for_timeout(int(seconds * 1000))
+        page.locator("#audio-input button.stop-button").click()
+        for _ in range(300):
+            if until():
+                return
+            page.wait_for_timeout(100)
+        raise RuntimeError("the app analysed nothing within 30 s of the recording stopping")
+    finally:
+        browser.close()
+
+
+def compare(source: np.ndarray, captured: np.ndarray) -> tuple[float, float]:
+    """(gain in dB of the captured audio over the source, correlation of the two after the best alignment)."""
+    n = len(source) + len(captured)
+    xc = np.fft.irfft(np.fft.rfft(captured, n) * np.conj(np.fft.rfft(source, n)), n)
+    lag = int(np.argmax(np.abs(xc)))
+    lag = lag - n if lag > len(captured) else lag
+    a = captured[max(lag, 0) : max(lag, 0) + len(source)]
+    b = source[max(-lag, 0) : max(-lag, 0) + len(a)]
+    a, b = a[: len(b)], b[: len(a)]
+    corr = abs(float(np.corrcoef(a, b)[0, 1])) if len(a) > 1 else 0.0  # polarity may flip
+    gain = 20 * np.log10((np.std(a) + 1e-9) / (np.std(b) + 1e-9))
+    return float(gain), corr
+
+
+def summarize(rows, labels: list[str]) -> None:
+    truth = [r[0] for r in rows]
+    direct, mic = [r[1] for r in rows], [r[2] for r in rows]
+    present = [lab for lab in labels if lab in set(truth)]
+    agree = np.mean([d == m for d, m in zip(direct, mic)])
+    print(f"\n{len(rows)} clips of RAVDESS actors {sorted(UNSEEN)} (never trained on), {len(present)} emotions")
+    print(f"same label from the file and from the browser recording: {agree:.0%}")
+    print(f"UAR from the files: {metrics(truth, direct, present)['uar']:.1%}")
+    print(f"UAR through the browser microphone: {metrics(truth, mic, present)['uar']:.1%}")
+    gains, corrs = np.array([r[3] for r in rows]), np.array([r[4] for r in rows])
+    print(f"captured vs file: median gain {np.median(gains):+.1f} dB, median correlation {np.median(corrs):.2f}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+if __name__ == "__main__":
+    main()
