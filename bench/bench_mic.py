@@ -40,7 +40,11 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--per-class", type=int, default=4, help="clips per emotion (default 4: 32 clips)")
     p.add_argument("--data-dir", default="../shared/data")
-    p.add_argument("--model", default=None, help="checkpoint folder or Hub id (default: the shipped model)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="checkpoint folder or Hub id (default: the shipped model); RAVDESS actors 18-20 must not be in its training data",
+    )
     p.add_argument(
         "--browser-processing",
         action="store_true",
