@@ -21,6 +21,7 @@ from ser.hub import ModelError, push
 from ser.training import (
     TrainConfig,
     _dist,
+    calibrate_folds,
     check_jobs,
     cv_tasks,
     evaluate_split,
@@ -116,8 +117,13 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     results = run_fits(clips, [final, *cv, *loco], cfg, fc, args.jobs, log)  # the longest fit first
+    cv_results = results[1 : 1 + len(cv)]
+    if cv and not final.val:  # no validation speakers: calibrate on the folds' held-out speakers instead
+        results[0][1].config.temperature = calibrate_folds(cv_results, clips, log)
+    elif not final.val:
+        log("no validation speakers and no --folds: the temperature stays 1 (uncalibrated)")
     if cv:
-        metrics["cross_validation"] = summarize_cross_validation(results[1 : 1 + len(cv)], log)
+        metrics["cross_validation"] = summarize_cross_validation(cv_results, log)
     if loco:
         metrics["leave_one_corpus_out"] = summarize_cross_corpus(results[1 + len(cv) :], log)
     _, model, history, metrics["validation"] = results[0]
@@ -131,6 +137,12 @@ def main(argv=None) -> int:
         "jobs": args.jobs,
         "train_clips": len(final.train),
         "validation_speakers": final.test_speakers,
+        "temperature": model.config.temperature,
+        "temperature_fitted_on": "validation speakers"
+        if final.val
+        else "cross-validation test speakers"
+        if cv
+        else "nothing (uncalibrated)",
     }
     if rank != 0:
         return 0

@@ -1,10 +1,14 @@
 """The microphone path, measured: unseen actors' clips played into Chromium's microphone and recorded in the app.
 
-    python bench/bench_mic.py --per-class 8                        # as the app records (raw microphone)
-    python bench/bench_mic.py --per-class 8 --browser-processing   # with the browser's processing left on
+    python train.py --data ravdess=../shared/data/ravdess --data emodb=../shared/data/emodb \
+        --out checkpoints/heldout --threads 1                        # holds out RAVDESS actors 18-20 (10 min)
+    python bench/bench_mic.py --model checkpoints/heldout --per-class 8                        # raw microphone
+    python bench/bench_mic.py --model checkpoints/heldout --per-class 8 --browser-processing   # browser defaults
 
-For each clip (RAVDESS actors the shipped model never trained on: its validation speakers, 18-20), Debian's
-Chromium plays a WAV (silence, the clip, silence) into a fake microphone and the app records it as it would a
+The clips come from the RAVDESS actors the model never trained on: its validation speakers, read from the
+checkpoint's metrics.json (train.py's default --val-fraction holds out actors 18-20). The shipped model trains on
+every actor, so it cannot be measured this way; the command above trains one with the shipped recipe that holds
+them out. For each clip, Debian's Chromium plays a WAV (silence, the clip, silence) into a fake microphone and the app records it as it would a
 visitor's voice: through the browser's capture and the recording's encoding, analysed when recording stops. The app
 asks the browser for the raw signal (app.RAW_MIC); --browser-processing leaves the browser's default gain control,
 noise suppression and echo cancellation on, to measure what they cost. The same clip is also analysed straight
@@ -15,6 +19,7 @@ playwright; takes about 6 s per clip on the 2-core machine.
 """
 
 import argparse
+import json
 import socket
 import sys
 import tempfile
@@ -33,7 +38,6 @@ from ser.hub import load_model  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-UNSEEN = {"18", "19", "20"}  # the shipped model's validation actors: never in its training batches
 
 
 def main(argv=None) -> None:
@@ -42,8 +46,8 @@ def main(argv=None) -> None:
     p.add_argument("--data-dir", default="../shared/data")
     p.add_argument(
         "--model",
-        default=None,
-        help="checkpoint folder or Hub id (default: the shipped model); RAVDESS actors 18-20 must not be in its training data",
+        required=True,
+        help="checkpoint folder whose metrics.json names RAVDESS validation speakers (actors it never trained on)",
     )
     p.add_argument(
         "--browser-processing",
@@ -54,7 +58,13 @@ def main(argv=None) -> None:
     from playwright.sync_api import sync_playwright
 
     model, _ = load_model(args.model)
-    clips = pick_clips(Path(args.data_dir) / "ravdess", args.per_class)
+    unseen = unseen_actors(Path(args.model))
+    if not unseen:
+        sys.exit(
+            f"error: {args.model} names no RAVDESS validation speakers in its metrics.json, so every actor may be in "
+            "its training data; train one that holds some out (the first command in this script's help)"
+        )
+    clips = pick_clips(Path(args.data_dir) / "ravdess", unseen, args.per_class)
     heard = []  # (audio, Result) for every analysis the server ran
     inner = app.analyse_audio
     app.analyse_audio = lambda m, audio: heard.append((audio, inner(m, audio))) or heard[-1][1]
@@ -87,15 +97,24 @@ def main(argv=None) -> None:
                 )
     finally:
         demo.close()
-    summarize(rows, model.labels)
+    summarize(rows, model.labels, unseen)
 
 
-def pick_clips(folder: Path, per_class: int) -> list[tuple[Path, str]]:
+def unseen_actors(checkpoint: Path) -> set[str]:
+    """RAVDESS actor numbers among the checkpoint's validation speakers ("ravdess:18" -> "18")."""
+    try:
+        training = json.loads((checkpoint / "metrics.json").read_text())["training"]
+    except (OSError, KeyError, ValueError):
+        return set()
+    return {s.split(":", 1)[1] for s in training.get("validation_speakers", []) if s.startswith("ravdess:")}
+
+
+def pick_clips(folder: Path, unseen: set[str], per_class: int) -> list[tuple[Path, str]]:
     """`per_class` clips of each emotion from the unseen actors, spread over them, in a fixed order."""
     by_emotion: dict[str, list[Path]] = {}
     for f in sorted(folder.rglob("*.flac")):
         parsed = parse_ravdess(f)
-        if parsed is not None and parsed[1] in UNSEEN:
+        if parsed is not None and parsed[1] in unseen:
             by_emotion.setdefault(parsed[0], []).append(f)
     rng = np.random.default_rng(0)
     return [(f, e) for e, files in sorted(by_emotion.items()) for f in rng.permutation(files)[:per_class].tolist()]
@@ -138,12 +157,12 @@ def compare(source: np.ndarray, captured: np.ndarray) -> tuple[float, float]:
     return float(gain), corr
 
 
-def summarize(rows, labels: list[str]) -> None:
+def summarize(rows, labels: list[str], unseen: set[str]) -> None:
     truth = [r[0] for r in rows]
     direct, mic = [r[1] for r in rows], [r[2] for r in rows]
     present = [lab for lab in labels if lab in set(truth)]
     agree = np.mean([d == m for d, m in zip(direct, mic)])
-    print(f"\n{len(rows)} clips of RAVDESS actors {sorted(UNSEEN)} (never trained on), {len(present)} emotions")
+    print(f"\n{len(rows)} clips of RAVDESS actors {sorted(unseen)} (never trained on), {len(present)} emotions")
     print(f"same label from the file and from the browser recording: {agree:.0%}")
     print(f"UAR from the files: {metrics(truth, direct, present)['uar']:.1%}")
     print(f"UAR through the browser microphone: {metrics(truth, mic, present)['uar']:.1%}")

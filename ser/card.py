@@ -36,6 +36,9 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str], augmented:
         metrics.get("validation", {}),
     )
     headline = cv or val
+    training = metrics.get("training", {})
+    held_out = bool(training.get("validation_speakers", True))  # older metrics.json: validation speakers
+    fitted_on = training.get("temperature_fitted_on", "validation speakers")
     yaml = [
         "---",
         "license: cc-by-nc-sa-4.0" if "ravdess" in corpora else "license: other",
@@ -62,7 +65,7 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str], augmented:
         f"{n_params / 1e6:.2f} M parameters; input: {fc.n_mels}-band log-mel spectrogram at {fc.sample_rate} Hz "
         f"({fc.n_fft}-sample window, {fc.hop_length}-sample hop), any length from {fc.min_seconds:g} s "
         f"(longer than {fc.max_seconds:g} s is cut). Probabilities are temperature-calibrated "
-        f"(T = {model.config.temperature:.2f}, fitted on validation speakers; the ECE figures below show what that "
+        f"(T = {model.config.temperature:.2f}, fitted on {fitted_on}; the ECE figures below show what that "
         "does for speakers it has not heard).",
         "",
         "## Training data",
@@ -97,8 +100,14 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str], augmented:
             )
         lines += [
             "",
-            "Each fold trains a fresh model on the other folds' speakers (all corpora), keeps the epoch with the "
-            "best UAR on held-out validation speakers, and is tested on the fold's speakers. On a corpus that lacks some of the model's "
+            "Each fold trains a fresh model on the other folds' speakers (all corpora), "
+            + (
+                "keeps the epoch with the best UAR on held-out validation speakers, "
+                if held_out
+                else "runs the whole schedule and keeps the last weight-averaged model (no validation speakers: "
+                "every training speaker is used; its temperature is fitted on the other folds' test clips), "
+            )
+            + "and is tested on the fold's speakers. On a corpus that lacks some of the model's "
             "classes (EmoDB has no calm or surprised), the argmax is over the classes it has.",
         ]
         for c, m in cv.items():
@@ -152,8 +161,8 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str], augmented:
         "## Limitations",
         "- Acted speech: professional actors portraying emotions, mostly exaggerated; real, spontaneous emotion is subtler.",
         "- RAVDESS has two English sentences; EmoDB ten German ones. English and German only.",
-        "- Recorded in studios: laptop microphones, rooms and browser noise suppression shift the input, and "
-        "accuracy on them is lower than any figure above.",
+        "- Recorded in studios: laptop microphones, rooms, and the noise suppression of phones, calls and "
+        "conferencing apps shift the input, and accuracy on them is lower than any figure above.",
         "- Not for judging real people: not for hiring, policing, health, education assessment or any decision about a person.",
     ]
     if headline:

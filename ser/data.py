@@ -119,8 +119,12 @@ def speaker_folds(clips: Clips, k: int) -> list[set[str]]:
 
 
 def validation_speakers(clips: Clips, fraction: float) -> set[str]:
-    """The last `fraction` of each corpus's sorted speakers (at least one), held out for early stopping."""
+    """The last `fraction` of each corpus's sorted speakers (at least one), held out for early stopping.
+
+    `fraction` 0 holds out nobody: the model then trains on every speaker (see `training.fit`)."""
     held = set()
+    if fraction <= 0:
+        return held
     for corpus in sorted(set(clips.corpora)):
         speakers = sorted({s for s, c in zip(clips.speakers, clips.corpora) if c == corpus})
         n = max(1, int(round(fraction * len(speakers))))

@@ -1,5 +1,7 @@
 """Evaluation: predictions over clips, the metrics we report, and temperature calibration."""
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -82,20 +84,21 @@ def expected_calibration_error(probs: torch.Tensor, target: torch.Tensor, bins: 
     return float(ece)
 
 
-def fit_temperature(logits: torch.Tensor, target: torch.Tensor) -> float:
-    """The temperature T > 0 minimising the NLL of softmax(logits / T) (Guo et al., 2017)."""
-    logits = logits.detach().clone()
-    log_t = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+def fit_temperature(logits: torch.Tensor, target: torch.Tensor, low: float = 0.05, high: float = 20.0) -> float:
+    """The temperature T in [low, high] minimising the NLL of softmax(logits / T) (Guo et al., 2017).
 
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(logits / log_t.exp(), target)
-        loss.backward()
-        return loss
+    A log-spaced grid search, refined once around the best point: unlike gradient steps on log T it cannot
+    diverge when the logits separate the classes perfectly (the optimum then sits at `low`)."""
+    logits = logits.detach().float()
 
-    opt.step(closure)
-    return float(log_t.detach().exp().clamp(0.05, 20.0))
+    def nll(ts: torch.Tensor) -> torch.Tensor:
+        scaled = logits.unsqueeze(0) / ts.view(-1, 1, 1)  # (grid, N, C)
+        return -scaled.log_softmax(dim=-1).gather(-1, target.view(1, -1, 1).expand(len(ts), -1, 1)).mean(dim=(1, 2))
+
+    grid = torch.logspace(math.log10(low), math.log10(high), 241)
+    i = int(nll(grid).argmin())
+    fine = torch.logspace(math.log10(grid[max(i - 1, 0)]), math.log10(grid[min(i + 1, len(grid) - 1)]), 101)
+    return min(max(float(fine[int(nll(fine).argmin())]), low), high)
 
 
 def summarize_folds(fold_results: list[dict]) -> dict:

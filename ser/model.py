@@ -30,7 +30,7 @@ class ModelConfig:
     hidden: int = 256  # width of the head's hidden layer
     dropout: float = 0.3
     norm: str = "band"  # per-utterance input normalisation: "band" (each mel band's mean) or "global"
-    temperature: float = 1.0  # divides logits; fitted on validation speakers after training
+    temperature: float = 1.0  # divides logits; fitted on held-out speakers after training (train.py)
 
     def __post_init__(self):
         if isinstance(self.features, dict):  # read back from config.json

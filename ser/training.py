@@ -45,7 +45,9 @@ class TrainConfig:
     # Room/noise/EQ/band-limit/codec/warp/speed/SpecAugment (AugmentConfig), and mixup if on. It trades a little
     # within-corpus accuracy for much better transfer to an unseen corpus (README, "Augmentation").
     augment: bool = True
-    val_fraction: float = 0.15  # share of each corpus's speakers held out for early stopping and calibration
+    # Share of each corpus's speakers held out to pick the epoch and fit the temperature. 0 trains on every
+    # speaker and keeps the last epoch; with --folds the temperature then comes from the folds' held-out speakers.
+    val_fraction: float = 0.15
     epoch_size: int = 0  # clips drawn per epoch (class-balanced); 0 = the training set's size
     seed: int = 0
     widths: list = field(default_factory=lambda: list(ModelConfig(labels=[]).widths))
@@ -89,7 +91,10 @@ def _batch(clips: Clips, idx: np.ndarray, fc: FeatureConfig, ac: AugmentConfig |
 def fit(
     train: Clips, val: Clips, cfg: TrainConfig, fc: FeatureConfig, labels: list[str] | None = None, log=print
 ) -> tuple[SERModel, dict]:
-    """Train on `train`, early-stop and calibrate on `val` (disjoint speakers). Returns (model, history)."""
+    """Train on `train`, early-stop and calibrate on `val` (disjoint speakers). Returns (model, history).
+
+    With no `val` clips the whole schedule runs, the last weight-averaged model is kept and its temperature
+    stays 1 (`calibrate_folds` can fit one from cross-validation)."""
     rank, world = _dist()
     device = _device()
     if cfg.threads:
@@ -143,17 +148,15 @@ def fit(
             _update_ema(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))  # short warm-up
             total += loss.item()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        logits = clip_logits(ema, val, device)
-        m = evaluate_logits(logits, val.emotions, labels)
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "loss": total / steps,
-                "val_uar": m["uar"],
-                "val_accuracy": m["accuracy"],
-                "seconds": time.time() - t0,
-            }
-        )
+        row = {"epoch": epoch + 1, "loss": total / steps}
+        if not len(val):
+            history.append({**row, "seconds": time.time() - t0})
+            if rank == 0:
+                log(f"epoch {epoch + 1:3d}  loss {total / steps:.3f}  ({time.time() - t0:.0f} s)")
+            best = {"uar": None, "epoch": epoch + 1, "state": ema.state_dict()}
+            continue
+        m = evaluate_logits(clip_logits(ema, val, device), val.emotions, labels)
+        history.append({**row, "val_uar": m["uar"], "val_accuracy": m["accuracy"], "seconds": time.time() - t0})
         if rank == 0:
             log(
                 f"epoch {epoch + 1:3d}  loss {total / steps:.3f}  val UAR {m['uar']:.3f}  acc {m['accuracy']:.3f}  ({time.time() - t0:.0f} s)"
@@ -163,9 +166,9 @@ def fit(
         elif cfg.patience and epoch + 1 - best["epoch"] >= cfg.patience:
             break
     model.load_state_dict(best["state"])
-    logits = clip_logits(model, val, device)
-    target = torch.tensor([labels.index(e) for e in val.emotions])
-    model.config.temperature = fit_temperature(logits, target)
+    if len(val):
+        target = torch.tensor([labels.index(e) for e in val.emotions])
+        model.config.temperature = fit_temperature(clip_logits(model, val, device), target)
     model.to("cpu").eval()
     return model, {"history": history, "best_epoch": best["epoch"], "best_val_uar": best["uar"]}
 
@@ -220,7 +223,8 @@ def _task(name: str, clips: Clips, rest: list[int], test: list[int] | None, cfg:
 def final_task(clips: Clips, cfg: TrainConfig, log=print) -> Task:
     """The shipped model: every speaker but the validation ones, which are also its test set."""
     task = _task("final", clips, list(range(len(clips))), None, cfg)
-    log(f"final model: {len(task.train)} train clips; validation speakers {task.test_speakers}")
+    held = f"validation speakers {task.test_speakers}" if task.val else "every speaker, no validation speakers"
+    log(f"final model: {len(task.train)} train clips; {held}")
     return task
 
 
@@ -285,6 +289,28 @@ def run_fits(clips: Clips, tasks: list[Task], cfg: TrainConfig, fc: FeatureConfi
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started its thread pool
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(clips,)) as pool:
         return list(pool.map(_fit_task, tasks, [worker_cfg] * len(tasks), [fc] * len(tasks)))
+
+
+def calibrate_folds(results: list[tuple], clips: Clips, log=print) -> float:
+    """Temperature from cross-validation, for models trained without validation speakers.
+
+    Each fold model gets the temperature fitted on the other folds' test logits (so its reported ECE is
+    measured on speakers its temperature never saw) and its test metrics are recomputed with it; the
+    return value is fitted on every fold's test logits, for the model trained on all speakers.
+    """
+    logits, targets = [], []
+    for task, model, _, _ in results:
+        logits.append(clip_logits(model, clips.subset(task.test)))
+        targets.append(torch.tensor([model.labels.index(clips.emotions[i]) for i in task.test]))
+    for k, (task, model, history, _) in enumerate(results):
+        others = [i for i in range(len(results)) if i != k]
+        model.config.temperature = fit_temperature(
+            torch.cat([logits[i] for i in others]), torch.cat([targets[i] for i in others])
+        )
+        results[k] = (task, model, history, evaluate_split(model, clips.subset(task.test)))
+    temperature = fit_temperature(torch.cat(logits), torch.cat(targets))
+    log(f"temperature {temperature:.3f}, fitted on the {sum(len(t) for t in targets)} cross-validation test clips")
+    return temperature
 
 
 def summarize_cross_validation(results: list[tuple], log=print) -> dict:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import speech_like
 
+from ser.evaluate import fit_temperature
 from ser.features import FeatureConfig, log_mel_spectrogram
 from ser.model import ModelConfig, SERModel
 
@@ -49,6 +50,20 @@ def test_temperature_divides_logits():
     flat = model.predict_proba(clip)
     model.config.temperature = 0.5
     assert model.predict_proba(clip).max() > flat.max()  # colder: more confident
+
+
+@pytest.mark.parametrize("true_t", [0.5, 1.0, 2.0])
+def test_fitted_temperature_recovers_the_one_labels_were_drawn_with(true_t):
+    g = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(4000, 8, generator=g)
+    labels = torch.multinomial(torch.softmax(logits / true_t, dim=1), 1, generator=g)[:, 0]
+    assert fit_temperature(logits, labels) == pytest.approx(true_t, rel=0.1)
+
+
+def test_fitted_temperature_stays_in_range_when_the_logits_separate_every_clip():
+    logits = 50 * torch.randn(36, 3, generator=torch.Generator().manual_seed(0))
+    assert fit_temperature(logits, logits.argmax(dim=1)) == 0.05  # the lower bound, not NaN
+    assert fit_temperature(logits, (logits.argmax(dim=1) + 1) % 3) == 20.0  # always wrong: as flat as allowed
 
 
 def test_eval_output_does_not_depend_on_the_rest_of_the_batch():

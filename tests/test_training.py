@@ -125,6 +125,31 @@ def test_second_run_reuses_the_cache_and_cross_validates_on_disjoint_speakers(tr
     assert "Cross-validation over speaker folds (2 folds" in (out / "README.md").read_text()
 
 
+def test_every_speaker_trains_and_the_folds_calibrate(trained, corpus, tmp_path, capsys):
+    """--val-fraction 0: no validation speakers, the last epoch is kept and the temperature comes from the
+    folds' test speakers (cross-fitted for each fold's own ECE)."""
+    _, _, cache = trained
+    out = tmp_path / "all"
+    args = ["--data", f"folder={corpus}", "--out", str(out), "--cache-dir", str(cache), "--epochs", "6", *SMALL]
+    assert train.main([*args, "--folds", "3", "--val-fraction", "0"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    training = metrics["training"]
+    assert training["validation_speakers"] == [] and metrics["validation"] == {}
+    assert training["train_clips"] == SPEAKERS * len(STYLES) * TAKES
+    assert training["best_epoch"] == 6 and "val_uar" not in training["history"][-1]
+    assert training["temperature_fitted_on"] == "cross-validation test speakers"
+    temperature = json.loads((out / "config.json").read_text())["temperature"]
+    assert temperature == pytest.approx(training["temperature"]) and temperature != 1.0
+    cv = metrics["cross_validation"]["folder"]
+    assert cv["ece"]["per_fold"] != cv["ece_uncalibrated"]["per_fold"]  # each fold scored with its own temperature
+    assert "fitted on cross-validation test speakers" in (out / "README.md").read_text()
+    assert "no validation speakers" in (out / "README.md").read_text()
+
+    assert train.main([*args, "--val-fraction", "0", "--out", str(tmp_path / "uncalibrated")]) == 0
+    assert "temperature stays 1" in capsys.readouterr().out
+    assert json.loads((tmp_path / "uncalibrated" / "config.json").read_text())["temperature"] == 1.0
+
+
 def test_bad_data_argument_is_a_one_line_error(tmp_path, capsys):
     rc = train.main(["--data", f"ravdess={tmp_path / 'missing'}", "--out", str(tmp_path / "o"), "--cache-dir", ""])
     assert rc == 2
