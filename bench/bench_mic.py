@@ -1,9 +1,9 @@
 """The microphone path, measured: unseen actors' clips played into Chromium's microphone and recorded in the app.
 
     python train.py --data ravdess=../shared/data/ravdess --data emodb=../shared/data/emodb \
-        --out checkpoints/heldout --threads 1                        # holds out RAVDESS actors 18-20 (10 min)
-    python bench/bench_mic.py --model checkpoints/heldout --per-class 8                        # raw microphone
-    python bench/bench_mic.py --model checkpoints/heldout --per-class 8 --browser-processing   # browser defaults
+        --out runs/heldout --threads 1                        # holds out RAVDESS actors 18-20 (10 min)
+    python bench/bench_mic.py --model runs/heldout --per-class 8                        # raw microphone
+    python bench/bench_mic.py --model runs/heldout --per-class 8 --browser-processing   # browser defaults
 
 The clips come from the RAVDESS actors the model never trained on: its validation speakers, read from the
 checkpoint's metrics.json (train.py's default --val-fraction holds out actors 18-20). The shipped model trains on
