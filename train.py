@@ -1,7 +1,7 @@
 """Train a speech-emotion model and write a checkpoint folder.
 
     python train.py --data ravdess=../shared/data/ravdess --data emodb=../shared/data/emodb \
-        --out checkpoints/default --folds 5 --cross-corpus --jobs 2
+        --out checkpoints/default --folds 5 --cross-corpus --jobs 2 --val-fraction 0
 
 Under torchrun the same command trains with DistributedDataParallel:
     torchrun --nproc_per_node 2 train.py --data ...

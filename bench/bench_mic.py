@@ -8,11 +8,11 @@
 The clips come from the RAVDESS actors the model never trained on: its validation speakers, read from the
 checkpoint's metrics.json (train.py's default --val-fraction holds out actors 18-20). The shipped model trains on
 every actor, so it cannot be measured this way; the command above trains one with the shipped recipe that holds
-them out. For each clip, Debian's Chromium plays a WAV (silence, the clip, silence) into a fake microphone and the app records it as it would a
-visitor's voice: through the browser's capture and the recording's encoding, analysed when recording stops. The app
-asks the browser for the raw signal (app.RAW_MIC); --browser-processing leaves the browser's default gain control,
-noise suppression and echo cancellation on, to measure what they cost. The same clip is also analysed straight
-from its file.
+them out. For each clip, Debian's Chromium plays a WAV (silence, the clip, silence) into a fake microphone and the
+app records it as it would a visitor's voice: through the browser's capture and the recording's encoding,
+analysed when recording stops. The app asks the browser for the raw signal (app.RAW_MIC); --browser-processing
+leaves the browser's default gain control, noise suppression and echo cancellation on, to measure what they cost.
+The same clip is also analysed straight from its file.
 Prints one line per clip, then the agreement between the two, the UAR of each (on the clips' true labels) and how
 the captured audio differs from the file (gain, and the correlation after alignment). Needs /usr/bin/chromium and
 playwright; takes about 6 s per clip on the 2-core machine.
