@@ -188,10 +188,12 @@ def _vocabulary_order(emotions: list[str]) -> list[str]:
     return [e for e in EMOTIONS if e in set(emotions)]
 
 
-def evaluate_split(model: SERModel, test: Clips) -> dict:
-    """Per-corpus metrics on `test`, with ECE before (T=1) and after the fitted temperature."""
+def evaluate_split(model: SERModel, test: Clips, logits: torch.Tensor | None = None) -> dict:
+    """Per-corpus metrics on `test`, with ECE before (T=1) and after the fitted temperature.
+
+    `logits`: the model's uncalibrated logits on `test`, when already computed."""
     out = {}
-    logits = clip_logits(model, test)
+    logits = clip_logits(model, test) if logits is None else logits
     for corpus in sorted(set(test.corpora)):
         idx = [i for i, c in enumerate(test.corpora) if c == corpus]
         truth = [test.emotions[i] for i in idx]
@@ -310,7 +312,7 @@ def calibrate_folds(results: list[tuple], clips: Clips, log=print) -> float:
         model.config.temperature = fit_temperature(
             torch.cat([logits[i] for i in others]), torch.cat([targets[i] for i in others])
         )
-        results[k] = (task, model, history, evaluate_split(model, clips.subset(task.test)))
+        results[k] = (task, model, history, evaluate_split(model, clips.subset(task.test), logits[k]))
     temperature = fit_temperature(torch.cat(logits), torch.cat(targets))
     log(f"temperature {temperature:.3f}, fitted on the {sum(len(t) for t in targets)} cross-validation test clips")
     return temperature
