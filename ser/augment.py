@@ -139,16 +139,3 @@ def mixup(mel: torch.Tensor, target: torch.Tensor, alpha: float, g: torch.Genera
     perm = torch.randperm(mel.shape[0], generator=g)
     mix = lambda x: lam.view(-1, *[1] * (x.dim() - 1)) * x + (1 - lam.view(-1, *[1] * (x.dim() - 1))) * x[perm]  # noqa: E731
     return mix(mel), mix(target)
-
-
-def freq_mixstyle(x: torch.Tensor, p: float, alpha: float, g: torch.Generator) -> torch.Tensor:
-    """Frequency-wise MixStyle (Schmid et al., DCASE 2022) on feature maps (B, C, F, T): with probability p,
-    swap in a mix of another example's per-frequency mean and deviation (over channels and time), a
-    stand-in for another voice, microphone or room with the same content."""
-    if p <= 0 or torch.rand(1, generator=g).item() >= p:
-        return x
-    mu = x.mean(dim=(1, 3), keepdim=True).detach()
-    sigma = (x.var(dim=(1, 3), keepdim=True) + 1e-6).sqrt().detach()
-    lam = torch.distributions.Beta(alpha, alpha).sample((x.shape[0], 1, 1, 1)).to(x.device)
-    perm = torch.randperm(x.shape[0], generator=g).to(x.device)
-    return (x - mu) / sigma * (lam * sigma + (1 - lam) * sigma[perm]) + lam * mu + (1 - lam) * mu[perm]

@@ -45,10 +45,6 @@ class TrainConfig:
     # an average over about the last ninth of the steps, until it reaches this cap at step 1,790: a 40-epoch fit
     # on ~1,300-1,650 clips (1,680-2,080 steps) barely reaches it, so raising it changes little or nothing.
     ema_decay: float = 0.995
-    # > 0: the kept model is instead the uniform average of the weights after each of this share of the final
-    # steps (stochastic weight averaging over the low-learning-rate tail), with batch-norm statistics recomputed.
-    average_last: float = 0.0
-    mixstyle: float = 0.0  # share of batches whose first conv block's output gets freq-wise MixStyle (augment.py)
     # Room/noise/EQ/band-limit/codec/warp/speed/SpecAugment (AugmentConfig), and mixup if on. It trades a little
     # within-corpus accuracy for much better transfer to an unseen corpus (README, "Augmentation").
     augment: bool = True
@@ -122,15 +118,7 @@ def fit(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15)
     ac = AugmentConfig() if cfg.augment else None
     ema = copy.deepcopy(model).eval()  # weight average over steps: steadier validation, better generalisation
-    average_from = cfg.epochs * steps - round(cfg.average_last * cfg.epochs * steps) if cfg.average_last else None
     best, step = {"uar": -1.0, "epoch": 0, "state": None}, 0
-    hook = None
-    if cfg.mixstyle and ac is not None:
-        first = next(m for m in model.features if isinstance(m, torch.nn.ReLU))
-        g_mix = torch.Generator().manual_seed(cfg.seed * 7919 + rank)
-        hook = first.register_forward_hook(
-            lambda m, i, out: augment.freq_mixstyle(out, cfg.mixstyle, 0.4, g_mix) if m.training else out
-        )
     history = []
     for epoch in range(cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])  # same draw on every rank
@@ -160,11 +148,7 @@ def fit(
             opt.step()
             sched.step()
             step += 1
-            if average_from is not None and step > average_from:
-                n = step - average_from
-                _update_ema(ema, model, (n - 1) / n)  # uniform average of the last n steps' weights
-            else:
-                _update_ema(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))  # short warm-up
+            _update_ema(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))  # short warm-up
             total += loss.item()
             bar.set_postfix(loss=f"{loss.item():.3f}")
         row = {"epoch": epoch + 1, "loss": total / steps}
@@ -184,15 +168,7 @@ def fit(
             best = {"uar": m["uar"], "epoch": epoch + 1, "state": copy.deepcopy(ema.state_dict())}
         elif cfg.patience and epoch + 1 - best["epoch"] >= cfg.patience:
             break
-    if hook is not None:
-        hook.remove()
     model.load_state_dict(best["state"])
-    if average_from is not None:  # averaged weights need their own batch-norm statistics
-        rng = np.random.default_rng([cfg.seed, cfg.epochs, rank])
-        g = torch.Generator().manual_seed(cfg.seed * 100003 + cfg.epochs * 101 + rank)
-        order = balanced_indices(y, steps * cfg.batch_size, rng).reshape(steps, cfg.batch_size)
-        batches = (_batch(train, i[rank * per_rank : (rank + 1) * per_rank], fc, ac, rng, g, device) for i in order)
-        torch.optim.swa_utils.update_bn(batches, model)
     if len(val):
         target = torch.tensor([labels.index(e) for e in val.emotions])
         model.config.temperature = fit_temperature(clip_logits(model, val, device), target)

@@ -14,9 +14,7 @@ from huggingface_hub import ModelCard
 
 import ser.data
 import train
-from ser.features import FeatureConfig
 from ser.hub import load_model
-from ser.training import TrainConfig, fit
 
 REPO = Path(__file__).resolve().parent.parent
 SPEAKERS = 6
@@ -172,7 +170,7 @@ def test_a_corpus_of_only_unusable_files_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_first_run_trains_on_exactly_the_audio_later_runs_read_from_the_cache(corpus, tmp_path):
-    fc = FeatureConfig()
+    fc = ser.data.FeatureConfig()
     decoded = ser.data.load_corpus(corpus, "folder", fc, tmp_path / "cache")  # decodes and writes the cache
     cached = ser.data.load_corpus(corpus, "folder", fc, tmp_path / "cache")
     uncached = ser.data.load_corpus(corpus, "folder", fc)
@@ -287,46 +285,3 @@ def test_parallel_jobs_are_refused_under_torchrun(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets for 2 processes
     with pytest.raises(ValueError, match="under torchrun leave it at 1"):
         run_fits(None, [Task("a", [], [], [], None, [], [])] * 2, TrainConfig(), None, jobs=2)
-
-
-def _tiny(**overrides) -> TrainConfig:
-    return TrainConfig(widths=[8, "M", 16, "M"], hidden=16, batch_size=16, epoch_size=64, lr=5e-3, epochs=3,
-                       val_fraction=0, threads=1, **overrides)  # fmt: skip
-
-
-def test_average_last_keeps_the_mean_of_the_final_steps_weights(corpus, trained, monkeypatch, restore_threads):
-    """--average-last: the kept weights are the uniform mean of the weights after each of the final steps, and
-    batch-norm statistics are recomputed for them (not the last step's)."""
-    _, _, cache = trained
-    fc = FeatureConfig()
-    clips = ser.data.load_corpus(corpus, "folder", fc, cache, log=lambda *a: None)
-    after_step = []
-    original = torch.optim.AdamW.step
-
-    def step(self, *args, **kwargs):
-        out = original(self, *args, **kwargs)
-        after_step.append([p.detach().clone() for p in self.param_groups[0]["params"]])
-        return out
-
-    monkeypatch.setattr(torch.optim.AdamW, "step", step)
-    model, history = fit(clips, clips.subset([]), _tiny(average_last=0.5), fc)
-    steps = 3 * 4
-    assert len(after_step) == steps and history["best_epoch"] == 3
-    averaged = [torch.stack(w).mean(0) for w in zip(*after_step[steps // 2 :])]
-    for kept, expected, last in zip(model.parameters(), averaged, after_step[-1]):
-        torch.testing.assert_close(kept, expected, rtol=1e-4, atol=1e-6)
-        assert not torch.allclose(kept, last)
-    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
-    assert bn.num_batches_tracked == 4  # one pass of an epoch's batches through the averaged weights
-
-
-def test_mixstyle_changes_training_and_leaves_no_hook_on_the_model(corpus, trained, restore_threads):
-    _, _, cache = trained
-    fc = FeatureConfig()
-    clips = ser.data.load_corpus(corpus, "folder", fc, cache, log=lambda *a: None)
-    plain, _ = fit(clips, clips.subset([]), _tiny(), fc)
-    mixed, _ = fit(clips, clips.subset([]), _tiny(mixstyle=1.0), fc)
-    assert not all(torch.equal(a, b) for a, b in zip(plain.parameters(), mixed.parameters()))
-    assert not any(m._forward_hooks for m in mixed.modules())  # inference sees no MixStyle
-    mel = torch.randn(2, fc.n_mels, 300)
-    torch.testing.assert_close(mixed.eval()(mel), mixed(mel))
