@@ -43,7 +43,7 @@ class TrainConfig:
     mixup_alpha: float = 0.0  # > 0 turns mixup on; off by default: with the augmentation it underfit (README)
     # Per-step weight averaging; the averaged model is the one kept. The decay follows (1 + step) / (10 + step),
     # an average over about the last ninth of the steps, until it reaches this cap at step 1,790: a 40-epoch fit
-    # on ~1,300-1,650 clips (1,680-2,080 steps) barely reaches it, so raising it changes little or nothing.
+    # on ~1,300-1,650 clips (1,640-2,080 steps) barely reaches it, so raising it changes little or nothing.
     ema_decay: float = 0.995
     # Room/noise/EQ/band-limit/codec/warp/speed/SpecAugment (AugmentConfig), and mixup if on. It trades a little
     # within-corpus accuracy for much better transfer to an unseen corpus (README, "Augmentation").
