@@ -128,14 +128,3 @@ def spec_augment(mel: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> t
         mask = (frame >= start[:, None]) & (frame < (start + width)[:, None])
         mel = torch.where(mask[:, None, :], fill[:, None, None], mel)
     return mel
-
-
-def mixup(mel: torch.Tensor, target: torch.Tensor, alpha: float, g: torch.Generator):
-    """Mix pairs of examples and their one-hot targets with weight ~ Beta(alpha, alpha)."""
-    if alpha <= 0:
-        return mel, target
-    lam = torch.distributions.Beta(alpha, alpha).sample((mel.shape[0],)).clamp(min=0.0)
-    lam = torch.maximum(lam, 1 - lam)  # keep the first example dominant
-    perm = torch.randperm(mel.shape[0], generator=g)
-    mix = lambda x: lam.view(-1, *[1] * (x.dim() - 1)) * x + (1 - lam.view(-1, *[1] * (x.dim() - 1))) * x[perm]  # noqa: E731
-    return mix(mel), mix(target)

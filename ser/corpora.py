@@ -71,6 +71,28 @@ def parse_savee(path: Path) -> Parsed:
     return (codes[m[2]], speaker) if m and speaker else None
 
 
+def parse_ased(path: Path) -> Parsed:
+    """`05Angry/a5-03-01-02-50.ogg`: emotion from the folder; speaker is the last field (sentence, repetition,
+    gender, speaker). The gender code is not trusted for identity: a few clips carry the other one."""
+    m = re.fullmatch(r"[a-zA-Z]\d-(\d\d)-(\d\d)-(\d\d)-(\d\d)", path.stem)
+    folder = re.fullmatch(r"\d\d([A-Za-z]+)", path.parent.name)
+    emotion = ALIASES.get(folder[1].lower()) if folder else None
+    return (emotion, m[4]) if m and emotion else None
+
+
+def parse_nemo(path: Path) -> Parsed:
+    """`WR0_surprised_64.ogg`: speaker, emotion (anger, fear, happiness, neutral, sadness, surprised), number."""
+    m = re.fullmatch(r"([A-Z]{2}\d)_([a-z]+)_(\d+)", path.stem)
+    return (ALIASES[m[2]], m[1]) if m and m[2] in ALIASES else None
+
+
+def parse_emospeech(path: Path) -> Parsed:
+    """`bacho-safe-angry-1562996360436-<56 hex>.ogg`: keyword, environment, emotion, time (ms; `??` in six
+    names), user hash (the speaker)."""
+    m = re.fullmatch(r"([a-z]+)-([a-z]+)-([a-z]+)-([0-9?]+)-([0-9a-f]{56})", path.stem)
+    return (ALIASES[m[3]], m[5]) if m and m[3] in ALIASES else None
+
+
 def parse_folder(path: Path) -> Parsed:
     """Your own recordings: `root/<emotion>/<speaker>/<file>` or `root/<emotion>/<speaker>_<anything>.<ext>`.
 
@@ -91,7 +113,23 @@ PARSERS = {
     "cremad": parse_cremad,
     "tess": parse_tess,
     "savee": parse_savee,
+    "ased": parse_ased,
+    "nemo": parse_nemo,
+    "emospeech": parse_emospeech,
     "folder": parse_folder,
+}
+
+# Licence and citation of each corpus, for model cards and the app (a model trained on them inherits their terms).
+LICENCES = {
+    "ravdess": "RAVDESS (Livingstone & Russo 2018, PLoS ONE 13(5): e0196391), CC BY-NC-SA 4.0",
+    "emodb": "EmoDB (Burkhardt et al. 2005, Interspeech), free for research use",
+    "ased": "ASED v1 (Retta et al. 2023, ACM TALLIP), Amharic; no licence stated: research use, cite it",
+    "nemo": "nEMO (Christop 2024, LREC-COLING), Polish, CC BY-NC-SA 4.0",
+    "emospeech": "Indian EmoSpeech Command Dataset v1 (RakshakTeam 2019), English/Hindi, CC BY-NC-SA 4.0",
+    "cremad": "CREMA-D (Cao et al. 2014), ODbL",
+    "tess": "TESS (Dupuis & Pichora-Fuller 2010), CC BY-NC-ND 4.0",
+    "savee": "SAVEE (Haq & Jackson 2009), free for research use",
+    "folder": "your own recordings",
 }
 
 

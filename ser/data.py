@@ -140,13 +140,6 @@ def split_by_speaker(clips: Clips, held: set[str], idx=None) -> tuple[list[int],
     return [i for i in idx if clips.speakers[i] not in held], [i for i in idx if clips.speakers[i] in held]
 
 
-def balanced_indices(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """`n` indices drawn so that every class is equally likely (class balancing by sampling)."""
-    counts = np.bincount(labels)
-    weights = 1.0 / counts[labels]
-    return rng.choice(len(labels), size=n, replace=True, p=weights / weights.sum())
-
-
 def crop(audio: np.ndarray, length: int, rng: np.random.Generator, speed: float = 1.0) -> np.ndarray:
     """A random `length`-sample window of `audio` played at `speed` (tempo and pitch together).
 

@@ -113,3 +113,27 @@ def summarize_folds(fold_results: list[dict]) -> dict:
     cm = np.array(out["confusion"])
     out["pooled_per_class_recall"] = {lab: float(cm[i, i] / max(cm[i].sum(), 1)) for i, lab in enumerate(out["labels"])}
     return out
+
+
+def summarize_cross_validation(results: list, log=print) -> dict:
+    """Per corpus: mean, spread and pooled confusion over the folds' test results (`training.FitResult`s)."""
+    per_corpus: dict[str, list] = {}
+    for r in results:
+        for corpus, m in r.tested.items():
+            m["test_speakers"] = sorted(s for s in r.task.test_speakers if s.startswith(corpus + ":"))
+            per_corpus.setdefault(corpus, []).append(m)
+            log(f"{r.task.name} {corpus}: UAR {m['uar']:.3f}  accuracy {m['accuracy']:.3f}")
+    return {corpus: {**summarize_folds(ms), "fold_results": ms} for corpus, ms in per_corpus.items()}
+
+
+def summarize_cross_corpus(results: list, log=print) -> dict:
+    """Per held-out corpus: what the model was trained on and its metrics there (`training.FitResult`s)."""
+    out = {}
+    for r in results:
+        (corpus,) = r.tested
+        out[corpus] = {"trained_on": r.task.trained_on, **r.tested[corpus]}
+        log(f"  {corpus}: UAR {out[corpus]['uar']:.3f} on its {len(out[corpus]['labels'])} classes")
+    if len(out) > 1:
+        uars = [m["uar"] for m in out.values()]
+        log(f"  leave-one-corpus-out mean UAR {np.mean(uars):.3f}, lowest {min(uars):.3f}")
+    return out

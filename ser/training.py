@@ -7,7 +7,6 @@ with no code change: every rank draws the same seeded epoch and trains on its ow
 import copy
 import dataclasses
 import json
-import math
 import multiprocessing
 import os
 import time
@@ -24,40 +23,51 @@ from tqdm import tqdm
 from . import augment, plots
 from .augment import AugmentConfig
 from .corpora import EMOTIONS
-from .data import Clips, balanced_indices, crop, speaker_folds, split_by_speaker, validation_speakers
-from .evaluate import clip_logits, evaluate_logits, fit_temperature, summarize_folds
+from .data import Clips, crop, speaker_folds, split_by_speaker, validation_speakers
+from .evaluate import clip_logits, evaluate_logits, fit_temperature, summarize_cross_corpus, summarize_cross_validation
 from .features import FeatureConfig, power_to_log_mel, stft_power
 from .model import ModelConfig, SERModel
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 40  # one-cycle schedule length; about 10 min for the default model on a 2-core CPU
-    # Epochs without a better validation UAR before stopping; 0 = run the whole schedule (stopping a
-    # one-cycle schedule early leaves the learning rate high). Either way the best validation epoch is kept.
-    patience: int = 0
+    # A fixed budget of optimisation steps, whatever the data size: more corpora mean more variety per step, not
+    # a longer fit. epochs * steps_per_epoch = 1,600 steps of 32 clips, about 10 min on a 2-core CPU.
+    epochs: int = 20  # one-cycle schedule length in epochs; an epoch is a logging, validation and resume point
+    steps_per_epoch: int = 80
     batch_size: int = 32  # small batches regularise; CPU throughput is flat above ~32
     lr: float = 2e-3  # peak of a one-cycle schedule for AdamW
     weight_decay: float = 0.05
     label_smoothing: float = 0.1  # acted labels are not certain; soft targets calibrate better
-    mixup_alpha: float = 0.0  # > 0 turns mixup on; off by default: with the augmentation it underfit (README)
     # Per-step weight averaging; the averaged model is the one kept. The decay follows (1 + step) / (10 + step),
-    # an average over about the last ninth of the steps, until it reaches this cap at step 1,790: a 40-epoch fit
-    # on ~1,300-1,650 clips (1,640-2,080 steps) barely reaches it, so raising it changes little or nothing.
+    # an average over about the last ninth of the steps; the cap would act from step 1,790 (after the budget).
     ema_decay: float = 0.995
-    # Room/noise/EQ/band-limit/codec/warp/speed/SpecAugment (AugmentConfig), and mixup if on. It trades a little
-    # within-corpus accuracy for much better transfer to an unseen corpus (README, "Augmentation").
-    augment: bool = True
+    # Sampling weight of each corpus (missing: 1). A batch draws a corpus with probability proportional to its
+    # weight, then a class uniformly among the classes that corpus has, then a clip: no corpus dominates by size
+    # and no class is rare because one corpus lacks it.
+    corpus_weights: dict = field(default_factory=dict)
+    # Restrict each clip's softmax to the classes its corpus has: a corpus without 'calm' then never teaches the
+    # model that calm is unlikely for its language or microphone (README, "Training on five corpora").
+    mask_absent_classes: bool = True
     # Share of each corpus's speakers held out to pick the epoch and fit the temperature. 0 trains on every
     # speaker and keeps the last epoch; with --folds the temperature then comes from the folds' held-out speakers.
-    val_fraction: float = 0.15
-    epoch_size: int = 0  # clips drawn per epoch (class-balanced); 0 = the training set's size
+    val_fraction: float = 0.0
     seed: int = 0
-    widths: list = field(default_factory=lambda: list(ModelConfig(labels=[]).widths))
-    hidden: int = 256
-    dropout: float = 0.3
-    norm: str = "band"  # see ModelConfig.norm
     threads: int = 0  # torch CPU threads; 0 = torch's default (all cores)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(labels=[]))  # labels are set from the data
+    # Room/noise/EQ/band-limit/codec/warp/speed/SpecAugment; None trains on clean crops only. It trades a little
+    # within-corpus accuracy for much better transfer to an unseen corpus.
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+
+    def __post_init__(self):  # read back from train_config.json
+        if isinstance(self.model, dict):
+            self.model = ModelConfig(**{"labels": [], **self.model})
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()})
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
 
 
 def _dist() -> tuple[int, int]:
@@ -91,38 +101,55 @@ def _batch(clips: Clips, idx: np.ndarray, fc: FeatureConfig, ac: AugmentConfig |
     return augment.spec_augment(power_to_log_mel(power, fc), ac, g).to(device)
 
 
-def fit(
-    train: Clips, val: Clips, cfg: TrainConfig, fc: FeatureConfig, labels: list[str] | None = None, log=print
-) -> tuple[SERModel, dict]:
-    """Train on `train`, early-stop and calibrate on `val` (disjoint speakers). Returns (model, history).
+def class_masks(clips: Clips, labels: list[str], restrict: bool) -> np.ndarray:
+    """(N, n_labels) bool: the classes each clip's corpus has (all True when not `restrict`)."""
+    has = {c: {e for e, k in zip(clips.emotions, clips.corpora) if k == c} for c in set(clips.corpora)}
+    return np.array([[not restrict or lab in has[c] for lab in labels] for c in clips.corpora], dtype=bool)
 
-    With no `val` clips the whole schedule runs, the last weight-averaged model is kept and its temperature
-    stays 1 (`calibrate_folds` can fit one from cross-validation)."""
+
+def masked_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Label-smoothed cross-entropy over the classes in `mask` only. logits (B, C), target (B,) ints, mask (B, C)."""
+    logp = logits.masked_fill(~mask, float("-inf")).log_softmax(dim=1).masked_fill(~mask, 0.0)
+    soft = mask.float() * smoothing / mask.sum(dim=1, keepdim=True)
+    soft = soft + (1 - smoothing) * F.one_hot(target, logits.shape[1]).float()
+    return -(soft * logp).sum(dim=1).mean()
+
+
+def fit(
+    train: Clips,
+    val: Clips,
+    cfg: TrainConfig,
+    fc: FeatureConfig,
+    labels: list[str] | None = None,
+    log=print,
+    on_epoch=None,
+) -> tuple[SERModel, dict]:
+    """Train on `train` for `cfg.steps` steps, early-stop and calibrate on `val` (disjoint speakers).
+
+    Returns (model, history). With no `val` clips the whole schedule runs, the last weight-averaged model is kept
+    and its temperature stays 1 (`calibrate_folds` can fit one from cross-validation). `on_epoch(epoch, model,
+    row)`, if given, is called after every epoch with the weight-averaged model and that epoch's history row."""
     rank, world = _dist()
     device = _device()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    labels = labels or [e for e in _vocabulary_order(train.emotions)]
-    model = SERModel(
-        ModelConfig(
-            labels=labels, features=fc, widths=cfg.widths, hidden=cfg.hidden, dropout=cfg.dropout, norm=cfg.norm
-        )
-    ).to(device)
+    labels = labels or _vocabulary_order(train.emotions)
+    model = SERModel(dataclasses.replace(cfg.model, labels=list(labels), features=fc)).to(device)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     y = np.array([labels.index(e) for e in train.emotions])
-    epoch_size = cfg.epoch_size or len(train)
-    steps = math.ceil(epoch_size / cfg.batch_size)
+    masks = torch.from_numpy(class_masks(train, labels, cfg.mask_absent_classes))
+    weights = sampling_weights(train, cfg.corpus_weights)
     per_rank = max(1, cfg.batch_size // world)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15)
-    ac = AugmentConfig() if cfg.augment else None
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
+    ac = cfg.augment
     ema = copy.deepcopy(model).eval()  # weight average over steps: steadier validation, better generalisation
     best, step = {"uar": -1.0, "epoch": 0, "state": None}, 0
     history = []
     for epoch in range(cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])  # same draw on every rank
-        order = balanced_indices(y, steps * cfg.batch_size, rng).reshape(steps, cfg.batch_size)
+        order = rng.choice(len(y), size=(cfg.steps_per_epoch, cfg.batch_size), replace=True, p=weights)
         rng_rank = np.random.default_rng([cfg.seed, epoch, rank])
         g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch * 101 + rank)
         net.train()
@@ -138,11 +165,8 @@ def fit(
         for batch_idx in bar:
             idx = batch_idx[rank * per_rank : (rank + 1) * per_rank]
             mel = _batch(train, idx, fc, ac, rng_rank, g, device)
-            target = F.one_hot(torch.from_numpy(y[idx]), len(labels)).float().to(device)
-            if ac is not None and cfg.mixup_alpha > 0:
-                mel, target = augment.mixup(mel, target, cfg.mixup_alpha, g)
-            target = target * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(labels)
-            loss = torch.sum(-target * F.log_softmax(net(mel), dim=1), dim=1).mean()
+            target = torch.from_numpy(y[idx]).to(device)
+            loss = masked_loss(net(mel), target, masks[idx].to(device), cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -151,29 +175,44 @@ def fit(
             _update_ema(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))  # short warm-up
             total += loss.item()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        row = {"epoch": epoch + 1, "loss": total / steps}
-        if not len(val):
-            history.append({**row, "seconds": time.time() - t0})
-            if rank == 0:
-                log(f"epoch {epoch + 1:3d}  loss {total / steps:.3f}  ({time.time() - t0:.0f} s)")
+        row = {"epoch": epoch + 1, "loss": total / cfg.steps_per_epoch}
+        if len(val):
+            m = evaluate_logits(clip_logits(ema, val, device), val.emotions, labels)
+            row.update(val_uar=m["uar"], val_accuracy=m["accuracy"])
+            if m["uar"] > best["uar"]:
+                best = {"uar": m["uar"], "epoch": epoch + 1, "state": copy.deepcopy(ema.state_dict())}
+        else:
             best = {"uar": None, "epoch": epoch + 1, "state": ema.state_dict()}
-            continue
-        m = evaluate_logits(clip_logits(ema, val, device), val.emotions, labels)
-        history.append({**row, "val_uar": m["uar"], "val_accuracy": m["accuracy"], "seconds": time.time() - t0})
+        history.append({**row, "seconds": time.time() - t0})
         if rank == 0:
-            log(
-                f"epoch {epoch + 1:3d}  loss {total / steps:.3f}  val UAR {m['uar']:.3f}  acc {m['accuracy']:.3f}  ({time.time() - t0:.0f} s)"
-            )
-        if m["uar"] > best["uar"]:
-            best = {"uar": m["uar"], "epoch": epoch + 1, "state": copy.deepcopy(ema.state_dict())}
-        elif cfg.patience and epoch + 1 - best["epoch"] >= cfg.patience:
-            break
+            val_text = f"  val UAR {row['val_uar']:.3f}  acc {row['val_accuracy']:.3f}" if len(val) else ""
+            log(f"epoch {epoch + 1:3d}  loss {row['loss']:.3f}{val_text}  ({time.time() - t0:.0f} s)")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, ema, history[-1])
     model.load_state_dict(best["state"])
     if len(val):
         target = torch.tensor([labels.index(e) for e in val.emotions])
         model.config.temperature = fit_temperature(clip_logits(model, val, device), target)
     model.to("cpu").eval()
     return model, {"history": history, "best_epoch": best["epoch"], "best_val_uar": best["uar"]}
+
+
+def sampling_weights(clips: Clips, corpus_weights: dict[str, float]) -> np.ndarray:
+    """Probability of drawing each clip: corpus in proportion to its weight (default 1), then each class the
+    corpus has equally likely, then each of that class's clips equally likely. Shape (N,), sums to 1."""
+    corpora, emotions = np.array(clips.corpora), np.array(clips.emotions)
+    p = np.zeros(len(clips))
+    names = sorted(set(clips.corpora))
+    unknown = set(corpus_weights) - set(names)
+    if unknown:
+        raise ValueError(f"corpus_weights names {sorted(unknown)}, which are not in the training data {names}")
+    for c in names:
+        in_c = corpora == c
+        classes = sorted(set(emotions[in_c]))
+        for e in classes:
+            cell = in_c & (emotions == e)
+            p[cell] = corpus_weights.get(c, 1.0) / len(classes) / cell.sum()
+    return p / p.sum()
 
 
 @torch.no_grad()
@@ -216,6 +255,16 @@ class Task:
     trained_on: list[str]  # corpora of the training clips
 
 
+@dataclass
+class FitResult:
+    """A finished task: its model, training history and per-corpus test metrics."""
+
+    task: Task
+    model: SERModel
+    history: dict
+    tested: dict  # corpus -> metrics (`evaluate_split`); {} when the task has no test clips
+
+
 def _task(name: str, clips: Clips, rest: list[int], test: list[int] | None, cfg: TrainConfig, labels=None) -> Task:
     """Train on `rest` minus its validation speakers (each corpus's last `val_fraction`), test on `test`
     (None: on the validation speakers)."""
@@ -225,11 +274,18 @@ def _task(name: str, clips: Clips, rest: list[int], test: list[int] | None, cfg:
     return Task(name, train, val, test, labels, speakers, corpora)
 
 
-def final_task(clips: Clips, cfg: TrainConfig, log=print) -> Task:
-    """The shipped model: every speaker but the validation ones, which are also its test set."""
-    task = _task("final", clips, list(range(len(clips))), None, cfg)
+def final_task(clips: Clips, cfg: TrainConfig, exclude: set[str] = frozenset(), log=print) -> Task:
+    """The shipped model: every speaker but the validation ones (also its test set) and the `exclude`d ones
+    (kept out of training entirely, e.g. the voices of the app's example clips)."""
+    unknown = set(exclude) - set(clips.speakers)
+    if unknown:
+        raise ValueError(
+            f"speakers to exclude {sorted(unknown)} are not in the data; ids look like {clips.speakers[0]}"
+        )
+    rest = [i for i, s in enumerate(clips.speakers) if s not in exclude]
+    task = _task("final", clips, rest, None, cfg)
     held = f"validation speakers {task.test_speakers}" if task.val else "every speaker, no validation speakers"
-    log(f"final model: {len(task.train)} train clips; {held}")
+    log(f"final model: {len(task.train)} train clips; {held}" + (f"; excluded {sorted(exclude)}" if exclude else ""))
     return task
 
 
@@ -240,18 +296,24 @@ def cv_tasks(clips: Clips, k: int, cfg: TrainConfig, log=print) -> list[Task]:
         rest, test = split_by_speaker(clips, held)
         t = _task(f"fold {i + 1}", clips, rest, test, cfg, labels)
         log(
-            f"fold {i + 1}/{k}: test speakers {sorted(held)}; {len(t.train)} train / {len(t.val)} val / {len(test)} test clips"
+            f"fold {i + 1}/{k}: {len(held)} test speakers; {len(t.train)} train / {len(t.val)} val / {len(test)} test clips"
         )
         tasks.append(t)
     return tasks
 
 
 def loco_tasks(clips: Clips, cfg: TrainConfig, log=print) -> list[Task]:
-    """One task per corpus: train on all the others, test on every clip of it (scored on the shared labels)."""
+    """One task per corpus: train on all the others, test on every clip of it (scored on its own classes)."""
     tasks = []
     for corpus in sorted(set(clips.corpora)):
         rest = [i for i, c in enumerate(clips.corpora) if c != corpus]
         test = [i for i, c in enumerate(clips.corpora) if c == corpus]
+        classes = {clips.emotions[i] for i in test}
+        if not classes & {clips.emotions[i] for i in rest}:
+            raise ValueError(
+                f"cannot test on {corpus} without it: none of its classes ({', '.join(sorted(classes))}) "
+                "is in the other corpora"
+            )
         log(f"leave-one-corpus-out: train on {sorted(set(clips.corpora) - {corpus})}, test on {corpus}")
         tasks.append(_task(f"without {corpus}", clips, rest, test, cfg))
     return tasks
@@ -264,14 +326,13 @@ def _init_worker(clips: Clips) -> None:
     _WORKER["clips"] = clips
 
 
-def _fit_task(task: Task, cfg: TrainConfig, fc: FeatureConfig, clips: Clips | None = None, log=None) -> tuple:
-    """(task, model, history, per-corpus test metrics) for one task."""
+def _fit_task(task: Task, cfg: TrainConfig, fc: FeatureConfig, clips: Clips | None = None, log=None) -> FitResult:
     clips = clips if clips is not None else _WORKER["clips"]
     log = log or (lambda msg: print(f"[{task.name}] {msg}", flush=True))
     t0 = time.time()
     model, history = fit(clips.subset(task.train), clips.subset(task.val), cfg, fc, task.labels, log)
     history["seconds"] = time.time() - t0
-    return task, model, history, evaluate_split(model, clips.subset(task.test)) if task.test else {}
+    return FitResult(task, model, history, evaluate_split(model, clips.subset(task.test)) if task.test else {})
 
 
 def check_jobs(jobs: int) -> None:
@@ -280,7 +341,9 @@ def check_jobs(jobs: int) -> None:
         raise ValueError("--jobs runs fits in parallel processes; under torchrun leave it at 1")
 
 
-def run_fits(clips: Clips, tasks: list[Task], cfg: TrainConfig, fc: FeatureConfig, jobs: int = 1, log=print) -> list:
+def run_fits(
+    clips: Clips, tasks: list[Task], cfg: TrainConfig, fc: FeatureConfig, jobs: int = 1, log=print
+) -> list[FitResult]:
     """Run every task, `jobs` at a time in separate processes that share the CPU threads between them.
 
     Fits are seeded: with the same threads per fit, the results do not depend on `jobs`.
@@ -296,7 +359,7 @@ def run_fits(clips: Clips, tasks: list[Task], cfg: TrainConfig, fc: FeatureConfi
         return list(pool.map(_fit_task, tasks, [worker_cfg] * len(tasks), [fc] * len(tasks)))
 
 
-def calibrate_folds(results: list[tuple], clips: Clips, log=print) -> float:
+def calibrate_folds(results: list[FitResult], clips: Clips, log=print) -> float:
     """Temperature from cross-validation, for models trained without validation speakers.
 
     Each fold model gets the temperature fitted on the other folds' test logits (so its reported ECE is
@@ -304,39 +367,99 @@ def calibrate_folds(results: list[tuple], clips: Clips, log=print) -> float:
     return value is fitted on every fold's test logits, for the model trained on all speakers.
     """
     logits, targets = [], []
-    for task, model, _, _ in results:
-        logits.append(clip_logits(model, clips.subset(task.test)))
-        targets.append(torch.tensor([model.labels.index(clips.emotions[i]) for i in task.test]))
-    for k, (task, model, history, _) in enumerate(results):
+    for r in results:
+        logits.append(clip_logits(r.model, clips.subset(r.task.test)))
+        targets.append(torch.tensor([r.model.labels.index(clips.emotions[i]) for i in r.task.test]))
+    for k, r in enumerate(results):
         others = [i for i in range(len(results)) if i != k]
-        model.config.temperature = fit_temperature(
+        r.model.config.temperature = fit_temperature(
             torch.cat([logits[i] for i in others]), torch.cat([targets[i] for i in others])
         )
-        results[k] = (task, model, history, evaluate_split(model, clips.subset(task.test), logits[k]))
+        r.tested = evaluate_split(r.model, clips.subset(r.task.test), logits[k])
     temperature = fit_temperature(torch.cat(logits), torch.cat(targets))
     log(f"temperature {temperature:.3f}, fitted on the {sum(len(t) for t in targets)} cross-validation test clips")
     return temperature
 
 
-def summarize_cross_validation(results: list[tuple], log=print) -> dict:
-    """Per corpus: mean, spread and pooled confusion over the folds' test results (`run_fits` output)."""
-    per_corpus: dict[str, list] = {}
-    for task, _, _, tested in results:
-        for corpus, m in tested.items():
-            m["test_speakers"] = sorted(s for s in task.test_speakers if s.startswith(corpus + ":"))
-            per_corpus.setdefault(corpus, []).append(m)
-            log(f"{task.name} {corpus}: UAR {m['uar']:.3f}  accuracy {m['accuracy']:.3f}")
-    return {corpus: {**summarize_folds(ms), "fold_results": ms} for corpus, ms in per_corpus.items()}
+@dataclass
+class Plan:
+    """The fits of one training run: the model to ship, then the cross-validation and leave-one-corpus-out
+    models of the same recipe that measure it."""
+
+    final: Task
+    cv: list[Task]
+    loco: list[Task]
+    exclude: list[str]
 
 
-def summarize_cross_corpus(results: list[tuple], log=print) -> dict:
-    """Per held-out corpus: what the model was trained on and its metrics there (`run_fits` output)."""
-    out = {}
-    for task, _, _, tested in results:
-        (corpus,) = tested
-        out[corpus] = {"trained_on": task.trained_on, **tested[corpus]}
-        log(f"  {corpus}: UAR {out[corpus]['uar']:.3f} on {len(out[corpus]['labels'])} shared classes")
-    return out
+@dataclass
+class RunResult:
+    """What `run` produced: the model to ship and every figure about its recipe (the content of metrics.json)."""
+
+    model: SERModel
+    metrics: dict
+
+
+def plan(
+    clips: Clips, cfg: TrainConfig, folds: int = 0, cross_corpus: bool = False, exclude=frozenset(), log=print
+) -> Plan:
+    """The final model (every speaker but `exclude` and the validation ones), and optionally `folds`-fold speaker
+    cross-validation and leave-one-corpus-out. Raises ValueError for a plan that cannot work (too few speakers)."""
+    final = final_task(clips, cfg, set(exclude), log)
+    cv = cv_tasks(clips, folds, cfg, log) if folds else []
+    loco = loco_tasks(clips, cfg, log) if cross_corpus and len(set(clips.corpora)) > 1 else []
+    return Plan(final, cv, loco, sorted(exclude))
+
+
+def main_process() -> bool:
+    """False on the ranks of a torchrun launch that neither log nor write files."""
+    return _dist()[0] == 0
+
+
+def run(clips: Clips, todo: Plan, cfg: TrainConfig, tests: Clips | None = None, jobs: int = 1, log=print) -> RunResult:
+    """Run a `plan`'s fits, calibrate the final model (on its validation speakers, else on the cross-validation
+    folds' test speakers) and gather the metrics."""
+    fc, t0 = cfg.model.features, time.time()
+    final, cv = todo.final, todo.cv
+    results = run_fits(clips, [final, *cv, *todo.loco], cfg, fc, jobs, log)  # the longest fit first
+    (final_fit,), cv_results, loco_results = results[:1], results[1 : 1 + len(cv)], results[1 + len(cv) :]
+    model = final_fit.model
+    if cv and not final.val:  # no validation speakers: calibrate on the folds' held-out speakers instead
+        model.config.temperature = calibrate_folds(cv_results, clips, log)
+    elif not final.val:
+        log("no validation speakers and no --folds: the temperature stays 1 (uncalibrated)")
+    metrics = {}
+    if cv_results:
+        metrics["cross_validation"] = summarize_cross_validation(cv_results, log)
+    if loco_results:
+        metrics["leave_one_corpus_out"] = summarize_cross_corpus(loco_results, log)
+    metrics["validation"] = final_fit.tested
+    history = dict(final_fit.history)
+    final_seconds = history.pop("seconds")
+    if tests is not None:
+        metrics["test"] = evaluate_split(model, tests)
+    if todo.exclude:  # voices the final model never heard: a small, honest check of the model itself
+        metrics["excluded_speakers_test"] = evaluate_split(
+            model, clips.subset([i for i, s in enumerate(clips.speakers) if s in set(todo.exclude)])
+        )
+    metrics["training"] = {
+        **history,
+        "final_fit_seconds": final_seconds,
+        "all_fits_seconds": time.time() - t0,
+        "jobs": jobs,
+        "steps": cfg.steps,
+        "train_clips": len(final.train),
+        "train_speakers": sorted({clips.speakers[i] for i in final.train}),
+        "excluded_speakers": todo.exclude,
+        "validation_speakers": final.test_speakers,
+        "temperature": model.config.temperature,
+        "temperature_fitted_on": "validation speakers"
+        if final.val
+        else "cross-validation test speakers"
+        if cv
+        else "nothing (uncalibrated)",
+    }
+    return RunResult(model, metrics)
 
 
 def save_checkpoint(model: SERModel, out: Path, cfg: TrainConfig, data_args: list[str], metrics: dict) -> None:
@@ -346,14 +469,21 @@ def save_checkpoint(model: SERModel, out: Path, cfg: TrainConfig, data_args: lis
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("confusion_matrix*.png"):
         stale.unlink()
-    (out / "README.md").write_text(render_card(model, metrics, data_args, cfg.augment))
+    (out / "README.md").write_text(render_card(model, metrics, data_args, cfg.augment is not None))
     model.save_pretrained(out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    resolved = {"data": data_args, **asdict(cfg), "features": asdict(model.feature_config)}
-    (out / "train_config.json").write_text(json.dumps(resolved, indent=2))
+    (out / "train_config.json").write_text(json.dumps(resolved_config(cfg, data_args), indent=2))
     results = metrics.get("cross_validation") or metrics.get("validation", {})
     for corpus, m in results.items():
         title = f"{corpus}: held-out speakers" + (f" ({m['folds']} folds)" if "folds" in m else "")
         plots.save(
             plots.confusion(np.array(m["confusion"]), m["labels"], title), out / f"confusion_matrix_{corpus}.png"
         )
+
+
+def resolved_config(cfg: TrainConfig, data_args: list[str]) -> dict:
+    """Every setting of a run, as written to train_config.json and read back by `TrainConfig(**...)`."""
+    resolved = {"data": data_args, **asdict(cfg)}
+    for derived in ("labels", "temperature"):  # set by the data and by calibration, recorded in config.json
+        resolved["model"].pop(derived)
+    return resolved

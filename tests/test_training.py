@@ -9,12 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import speech_like, write
 from huggingface_hub import ModelCard
 
 import ser.data
 import train
 from ser.hub import load_model
+from ser.inference import analyse
+from ser.training import TrainConfig, masked_loss, sampling_weights
+from train import config_from_args
 
 REPO = Path(__file__).resolve().parent.parent
 SPEAKERS = 6
@@ -26,8 +30,8 @@ STYLES = {
     "angry": dict(f0=290, energy=0.7, syllable_hz=7.0),
 }
 # A shrunk config that learns this task in a few seconds on one CPU thread.
-SMALL = ["--widths", "8,M,16,M", "--hidden", "16", "--batch-size", "16", "--epoch-size", "64", "--lr", "5e-3",
-         "--mixup-alpha", "0", "--val-fraction", "0.34", "--threads", "1"]  # fmt: skip
+SMALL = ["--model.widths", '[8, "M", 16, "M"]', "--model.hidden", "16", "--batch-size", "16", "--steps-per-epoch", "4",
+         "--lr", "5e-3", "--val-fraction", "0.34", "--threads", "1"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -88,15 +92,19 @@ def test_training_writes_a_complete_checkpoint_folder(trained, corpus):
     assert "Speaker-independent" in card.text
 
     resolved = json.loads((out / "train_config.json").read_text())
-    assert resolved["widths"] == [8, "M", 16, "M"] and resolved["epochs"] == 12 and resolved["lr"] == 5e-3
+    assert resolved["model"]["widths"] == [8, "M", 16, "M"] and resolved["epochs"] == 12 and resolved["lr"] == 5e-3
+    assert resolved["augment"]["p_noise"] == 0.5 and resolved["augment"]["speed"] == [0.9, 1.1]
+    assert TrainConfig(**{k: v for k, v in resolved.items() if k != "data"}) == config_from_args(
+        train.build_parser().parse_args(["--data", "x", "--out", "y", "--epochs", "12", *SMALL])
+    )  # train_config.json holds every setting, and reads back into the same TrainConfig
     assert resolved["data"] == [f"folder={corpus}"]
     config = json.loads((out / "config.json").read_text())
-    assert config["features"] == resolved["features"]
+    assert config["features"] == resolved["model"]["features"]
     assert 0.05 <= config["temperature"] <= 20
 
-    model, _ = load_model(out)
-    probs = model.predict_proba(speech_like(1.0, seed=999, **STYLES["angry"]))
-    assert probs.sum().item() == pytest.approx(1, abs=1e-5)
+    model = load_model(out)
+    probs = analyse(model, speech_like(1.0, seed=999, **STYLES["angry"]), 16000).probs
+    assert sum(probs.values()) == pytest.approx(1, abs=1e-5)
 
 
 def test_second_run_reuses_the_cache_and_cross_validates_on_disjoint_speakers(trained, corpus, monkeypatch, tmp_path):
@@ -229,7 +237,7 @@ def test_runs_under_torchrun_with_two_processes(trained, corpus, tmp_path):
     assert run.stdout.count("epoch   2") == 1  # and logs
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["training"]["history"]) == 2
-    assert load_model(out)[0].labels == ["neutral", "sad", "angry"]
+    assert load_model(out).labels == ["neutral", "sad", "angry"]
 
 
 @pytest.fixture(scope="module")
@@ -285,3 +293,83 @@ def test_parallel_jobs_are_refused_under_torchrun(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets for 2 processes
     with pytest.raises(ValueError, match="under torchrun leave it at 1"):
         run_fits(None, [Task("a", [], [], [], None, [], [])] * 2, TrainConfig(), None, jobs=2)
+
+
+def test_the_sampler_balances_corpora_and_their_classes_over_many_draws():
+    """Corpus a: 90 clips of 2 classes (80/10); corpus b: 10 clips of 3 classes. Weights a=1, b=3."""
+    emotions = ["sad"] * 80 + ["angry"] * 10 + ["sad", "calm", "calm", "happy", "happy", "happy"] + ["sad"] * 4
+    corpora = ["a"] * 90 + ["b"] * 10
+    clips = ser.data.Clips([np.zeros(1)] * 100, emotions, [f"{c}:s" for c in corpora], corpora, [""] * 100)
+    p = sampling_weights(clips, {"b": 3.0})
+    draws = np.random.default_rng(0).choice(100, size=200_000, p=p)
+    share = lambda corpus, emotion=None: np.mean(  # noqa: E731
+        [corpora[i] == corpus and (emotion is None or emotions[i] == emotion) for i in draws]
+    )
+    assert share("a") == pytest.approx(0.25, abs=0.01) and share("b") == pytest.approx(0.75, abs=0.01)
+    assert share("a", "sad") == pytest.approx(0.125, abs=0.01) and share("a", "angry") == pytest.approx(0.125, abs=0.01)
+    for emotion in ("sad", "calm", "happy"):
+        assert share("b", emotion) == pytest.approx(0.25, abs=0.01)
+    with pytest.raises(ValueError, match="not in the training data"):
+        sampling_weights(clips, {"c": 1.0})
+
+
+def test_the_loss_ignores_classes_the_clips_corpus_lacks():
+    logits = torch.randn(4, 5, requires_grad=True)
+    target = torch.tensor([0, 1, 2, 3])
+    mask = torch.ones(4, 5, dtype=torch.bool)
+    mask[0, 4] = mask[1, 3:] = False  # clip 0's corpus has no class 4; clip 1's has neither 3 nor 4
+    masked_loss(logits, target, mask, smoothing=0.1).backward()
+    assert torch.all(logits.grad[~mask] == 0)  # nothing pushes an absent class down
+    assert torch.all(logits.grad[mask].abs() > 0)
+    full = torch.ones_like(mask)
+    manual = torch.sum(-(0.9 * F.one_hot(target, 5) + 0.02) * F.log_softmax(logits, 1), 1).mean()
+    assert masked_loss(logits, target, full, 0.1).item() == pytest.approx(manual.item(), rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def ased_like(tmp_path_factory):
+    """A corpus under ASED's naming with only two of the three classes (sad, angry) and four other speakers."""
+    root = tmp_path_factory.mktemp("ased")
+    folders = {"sad": "04Sad", "angry": "05Angry"}
+    for k in range(4):
+        for emotion, folder in folders.items():
+            for take in range(TAKES):
+                voice = {**STYLES[emotion], "f0": STYLES[emotion]["f0"] * (0.88 + 0.06 * k)}
+                name = f"{folder[2].lower()}{folder[1]}-01-{take + 1:02d}-01-{k + 1:02d}.wav"
+                write(root / folder / name, speech_like(1.0, seed=9000 + 100 * k + take, **voice))
+    return root
+
+
+def test_corpora_with_different_label_sets_train_and_evaluate_leave_one_corpus_out(
+    trained, corpus, ased_like, tmp_path, capsys
+):
+    _, _, cache = trained
+    out = tmp_path / "multi"
+    argv = ["--data", f"folder={corpus}", "--data", f"ased={ased_like}", "--cache-dir", str(tmp_path / "cache"),
+            "--out", str(out), "--epochs", "2", "--folds", "2", "--cross-corpus", "--exclude", "folder:spk0"]  # fmt: skip
+    assert train.main([*argv, *SMALL, "--val-fraction", "0"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    loco = metrics["leave_one_corpus_out"]
+    assert set(loco) == {"folder", "ased"}
+    assert loco["ased"]["labels"] == ["sad", "angry"] and loco["ased"]["trained_on"] == ["folder"]
+    assert loco["folder"]["labels"] == ["sad", "angry"]  # the model trained on ased alone knows no 'neutral'
+    assert loco["folder"]["skipped_clips"] == SPEAKERS * TAKES
+    cv = metrics["cross_validation"]
+    assert cv["ased"]["labels"] == ["sad", "angry"] and cv["folder"]["labels"] == ["neutral", "sad", "angry"]
+    assert "folder:spk0" not in metrics["training"]["train_speakers"]
+    assert metrics["training"]["excluded_speakers"] == ["folder:spk0"]
+    assert metrics["excluded_speakers_test"]["folder"]["n"] == len(STYLES) * TAKES
+    assert load_model(out).labels == ["neutral", "sad", "angry"]
+    card = (out / "README.md").read_text()
+    assert "ased" in card and "Retta" in card  # the corpus's citation travels with the model
+
+
+def test_a_held_out_corpus_sharing_no_class_is_a_one_line_error(trained, corpus, tmp_path, capsys):
+    _, _, cache = trained
+    for k, speaker in enumerate(["03", "08"]):  # EmoDB naming, happiness (F) only: a class the folder corpus lacks
+        write(tmp_path / "happy" / f"{speaker}a01Fa.wav", speech_like(1.0, seed=k))
+    argv = ["--data", f"folder={corpus}", "--data", f"emodb={tmp_path / 'happy'}", "--cross-corpus"]
+    assert train.main([*argv, "--out", str(tmp_path / "o"), "--cache-dir", str(cache)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the decoding progress bar
+    assert err == "error: cannot test on emodb without it: none of its classes (happy) is in the other corpora"
+    assert not (tmp_path / "o").exists()
