@@ -332,7 +332,10 @@ def _fit_task(task: Task, cfg: TrainConfig, fc: FeatureConfig, clips: Clips | No
     t0 = time.time()
     model, history = fit(clips.subset(task.train), clips.subset(task.val), cfg, fc, task.labels, log)
     history["seconds"] = time.time() - t0
-    return FitResult(task, model, history, evaluate_split(model, clips.subset(task.test)) if task.test else {})
+    tested = evaluate_split(model, clips.subset(task.test)) if task.test else {}
+    for corpus, m in tested.items():  # logged as each fit ends, so a long run's figures are never lost
+        log(f"tested on {corpus}: UAR {m['uar']:.3f} ({len(m['labels'])} classes, {m['n']} clips)")
+    return FitResult(task, model, history, tested)
 
 
 def check_jobs(jobs: int) -> None:
