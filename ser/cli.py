@@ -14,18 +14,17 @@ from .corpora import parse_data_arg
 from .data import load_corpus
 from .evaluate import clip_logits, evaluate_logits
 from .hub import ModelError, load_model, push
-from .inference import predict_file
+from .inference import analyse_file
 
 
-def _model(name):
-    model, notice = load_model(name)
-    if notice:
-        print(f"notice: {notice}", file=sys.stderr)
-    return model
+def first_sentence(note: str) -> str:
+    """A note's first sentence, for the one-line table."""
+    head, sep, _ = note.partition(". ")
+    return head + "." if sep else note
 
 
 def cmd_predict(args) -> int:
-    model = _model(args.model)
+    model = load_model(args.model)
     files = find_audio(args.paths)
     if not files:
         print("error: no audio files found; give audio files or folders containing them", file=sys.stderr)
@@ -33,35 +32,30 @@ def cmd_predict(args) -> int:
     failed = 0
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
     if writer:
-        writer.writerow(["path", "label", *model.labels, "error"])
+        writer.writerow(["path", "label", *model.labels, "notes", "error"])
     for path in files:
         try:
-            probs = predict_file(model, path)
-            label, error = max(probs, key=probs.get), None
+            a, error = analyse_file(model, path), None
         except AudioError as e:
-            probs, label, error = {}, None, str(e)
+            a, error = None, str(e)
             failed += 1
         if args.format == "jsonl":
-            row = (
-                {"path": str(path), "label": label, "probs": probs}
-                if error is None
-                else {"path": str(path), "error": error}
-            )
-            print(json.dumps(row), flush=True)
+            row = {"label": a.label, "probs": a.probs, "notes": a.notes} if a else {"error": error}
+            print(json.dumps({"path": str(path), **row}), flush=True)
         elif writer:
-            writer.writerow(
-                [path, label or "", *(f"{probs[k]:.4f}" if probs else "" for k in model.labels), error or ""]
-            )
+            probs = [f"{a.probs[k]:.4f}" for k in model.labels] if a else [""] * len(model.labels)
+            writer.writerow([path, a.label if a else "", *probs, " ".join(a.notes) if a else "", error or ""])
         else:
-            summary = f"{label:<10} {probs[label]:6.1%}" if error is None else f"error: {error}"
-            print(f"{str(path):<50} {summary}", flush=True)
+            summary = f"{a.label:<10} {a.probs[a.label]:6.1%}" if a else f"error: {error}"
+            notes = "".join(f"  note: {first_sentence(n)}" for n in a.notes) if a else ""
+            print(f"{str(path):<50} {summary}{notes}", flush=True)
     if failed:
         print(f"{failed} of {len(files)} file(s) could not be used", file=sys.stderr)
     return 1 if failed else 0
 
 
 def cmd_evaluate(args) -> int:
-    model = _model(args.model)
+    model = load_model(args.model)
     fc = model.feature_config
     report = {"model": str(args.model or "default"), "protocol": "", "corpora": {}}
     for arg in args.data:
@@ -109,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m ser", description="Speech emotion recognition: predict, evaluate, push."
     )
     sub = p.add_subparsers(dest="command", required=True)
-    model_help = "checkpoint folder or Hugging Face Hub id (user/name); default: the shipped checkpoints/default"
+    model_help = (
+        "checkpoint folder, or Hugging Face Hub id (user/name) or URL; default: the shipped checkpoints/default"
+    )
 
     pr = sub.add_parser("predict", help="emotion probabilities for audio files or folders")
     pr.add_argument("paths", nargs="+", help="audio files, or folders searched recursively")

@@ -1,45 +1,65 @@
-"""Prediction: from a file or an array to calibrated emotion probabilities."""
+"""Analysis: from a file or an array to calibrated emotion probabilities, with what the model heard and caveats.
+
+The one path every caller takes (the CLI, the app, Python users):
+
+    audio (any rate, any channels) -> model rate, mono -> quality notes -> prepare (trim silence, cut to the
+    model's maximum) -> log-mel -> model -> probabilities
+"""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import load_audio, prepare, to_model_rate
-from .features import log_mel_spectrogram
+from .audio import load_audio, prepare, to_model_rate, trim_silence
+from .features import FeatureConfig, log_mel_spectrogram
 from .model import SERModel
+from .quality import check_quality
 
 
 @dataclass
 class Analysis:
-    """Everything the app and CLI show for one input."""
+    """Everything known about one input: what the model heard, what it answered, and what to beware of."""
 
-    audio: np.ndarray  # (samples,) the clip the model heard: mono, model rate, silence trimmed, cut to max
+    audio: np.ndarray  # (samples,) the clip the model heard: mono, at features.sample_rate, silence trimmed, cut
     mel: np.ndarray  # (n_mels, frames) its log-mel in dB, exactly the model's input
     probs: dict[str, float]  # label -> calibrated probability, summing to 1, in the model's label order
-    truncated: bool  # the input was longer than the model's max_seconds and was cut
+    truncated: bool  # the input held more sound than the model's max_seconds, and only the start was analysed
+    features: FeatureConfig  # the settings `audio` and `mel` were made with (the model's own)
+    notes: list[str] = field(default_factory=list)  # plain-words caveats about the input, one sentence or two each
 
     @property
     def label(self) -> str:
+        """The most probable emotion."""
         return max(self.probs, key=self.probs.get)
 
 
 def analyse(model: SERModel, audio: np.ndarray, rate: int, name: str = "audio") -> Analysis:
-    """Analyse an array (samples,) or (samples, channels), ints or floats, at any rate 8-96 kHz.
+    """Analyse an array (samples,) or (samples, channels), ints or floats, at any rate from 8 to 96 kHz.
 
-    Raises `AudioError` for silence, too-short or damaged audio.
+    `name` says what the audio is in error messages. Raises `AudioError` (one line) for silent, too short or
+    damaged audio; audio that can be analysed but may mislead (clipped, very quiet, too long) gets `notes`.
     """
     cfg = model.feature_config
     mono = to_model_rate(audio, rate, cfg.sample_rate, name=name)
     clip = prepare(mono, cfg, name=name)
+    # Quality is judged on what the model hears; how much was cut off is judged here, once.
+    notes = check_quality(clip, cfg)
+    limit = int(cfg.max_seconds * cfg.sample_rate)
+    sound = len(trim_silence(mono, cfg.trim_db)) if len(clip) == limit else len(clip)
+    truncated = sound > limit
+    if truncated:
+        notes.append(
+            f"The recording has {sound / cfg.sample_rate:.0f} s of sound; the model takes at most "
+            f"{cfg.max_seconds:g} s, so only the first {cfg.max_seconds:g} s were analysed. "
+            "Cut out the part you are interested in to analyse another part."
+        )
     mel = log_mel_spectrogram(clip, cfg)
-    probs = model.probabilities(mel).tolist()  # the same mel the app draws: computed once
-    truncated = len(mono) > cfg.max_seconds * cfg.sample_rate and len(clip) >= int(cfg.max_seconds * cfg.sample_rate)
-    return Analysis(clip, mel.numpy(), dict(zip(model.labels, probs)), truncated)
+    probs = model.probabilities(mel).tolist()  # the very mel the app draws: computed once
+    return Analysis(clip, mel.numpy(), dict(zip(model.labels, probs)), truncated, cfg, notes)
 
 
-def predict_file(model: SERModel, path: str | os.PathLike) -> dict[str, float]:
-    """Calibrated probabilities for one audio file. Raises `AudioError` with a one-line reason."""
+def analyse_file(model: SERModel, path: str | os.PathLike) -> Analysis:
+    """Analyse an audio file (any format `load_audio` reads). Raises `AudioError` with a one-line reason."""
     cfg = model.feature_config
-    audio = load_audio(path, cfg.sample_rate)
-    return analyse(model, audio, cfg.sample_rate, name=f"'{path}'").probs
+    return analyse(model, load_audio(path, cfg.sample_rate), cfg.sample_rate, name=f"'{path}'")

@@ -14,8 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
+from safetensors import safe_open
 
-from .features import FeatureConfig, log_mel_spectrogram
+from .features import FeatureConfig
 
 # Files that travel with a checkpoint folder (model card, metrics, plots) when a loaded model is saved or pushed.
 ARTIFACT_SUFFIXES = (".md", ".json", ".png")
@@ -101,10 +102,6 @@ class SERModel(
         self.eval()
         return F.softmax(self(mel.unsqueeze(0))[0] / self.config.temperature, dim=-1)
 
-    def predict_proba(self, audio) -> torch.Tensor:
-        """Calibrated probabilities (n_classes,) for one prepared clip (samples,) at the model's rate."""
-        return self.probabilities(log_mel_spectrogram(audio, self.feature_config))
-
     def _save_pretrained(self, save_directory: Path) -> None:
         super()._save_pretrained(save_directory)
         if self.source_dir is not None and Path(self.source_dir).resolve() != Path(save_directory).resolve():
@@ -113,9 +110,31 @@ class SERModel(
                     shutil.copy2(f, Path(save_directory) / f.name)
 
     @classmethod
-    def _from_pretrained(cls, *, model_id: str, **kwargs) -> "SERModel":
-        with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a loading notice; stdout carries CLI results
-            model = super()._from_pretrained(model_id=model_id, **kwargs)
+    def _from_pretrained(cls, *, model_id: str, strict: bool = True, **kwargs) -> "SERModel":
+        # Strict by default: a weights file that lacks some of the model's tensors must fail, not leave them random.
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints a notice; stdout carries CLI results
+                model = super()._from_pretrained(model_id=model_id, strict=strict, **kwargs)
+        except RuntimeError as e:  # safetensors' strict check, or a tensor of the wrong shape
+            raise ValueError(weights_mismatch(cls(kwargs["config"]), Path(model_id), e)) from None
         if Path(model_id).is_dir():
             model.source_dir = Path(model_id)
         return model
+
+
+def weights_mismatch(model: SERModel, folder: Path, error: RuntimeError) -> str:
+    """One line on why `folder`'s model.safetensors does not fit `model` (built from its config.json)."""
+    expected = model.state_dict()
+    try:
+        with safe_open(folder / "model.safetensors", "pt") as f:
+            found = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except Exception:  # not a folder (a Hub id loaded by the mixin) or an unreadable file: torch's own words
+        return " ".join(str(error).split())
+    missing = [n for n in expected if n not in found]
+    unexpected = [n for n in found if n not in expected]
+    wrong = [n for n in expected if n in found and found[n] != tuple(expected[n].shape)]
+    parts = [f"lacks {len(missing)} of the model's {len(expected)} tensors"] if missing else []
+    parts += [f"holds {len(unexpected)} tensor(s) the model does not have"] if unexpected else []
+    parts += [f"has {len(wrong)} tensor(s) of another shape"] if wrong else []
+    first = (missing or unexpected or wrong or ["?"])[0]
+    return f"model.safetensors does not fit config.json: it {' and '.join(parts) or 'differs'} (e.g. '{first}')"

@@ -49,3 +49,71 @@ def model_dir(tmp_path_factory):
         path
     )
     return path
+
+
+# ----------------------------------------------------------------------------- unusable files, shared by test modules
+
+
+def cut_file(path, keep: float):
+    """Keep only the first `keep` share of a file's bytes, as an interrupted copy would."""
+    raw = path.read_bytes()
+    path.write_bytes(raw[: int(len(raw) * keep)])
+    return path
+
+
+def garbage_after(path, start: int = 200):
+    """Random bytes from `start` on: the header survives, the audio frames do not."""
+    raw = bytearray(path.read_bytes())
+    raw[start:] = np.random.default_rng(0).bytes(len(raw) - start)
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def streamed_wav(path):
+    """A WAV as live recorders write it before they know the length: data size 0xFFFFFFFF."""
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"data") + 4
+    raw[at : at + 4] = b"\xff\xff\xff\xff"
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def random_bytes_file(folder):
+    """5000 random bytes named voice.m4a: no decoder reads it."""
+    (folder / "voice.m4a").write_bytes(np.random.default_rng(1).bytes(5000))
+    return folder / "voice.m4a"
+
+
+def with_sample(value, folder, name):
+    x = speech_like(1.0)
+    x[5000:5010] = value
+    return write(folder / name, x, 16000, "FLOAT")
+
+
+def file_with(folder, name, content: bytes | None):
+    """folder/name holding `content`; a folder of that name when `content` is None."""
+    path = folder / name
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    return path
+
+
+# case -> (make the file in a folder, a word its one-line error must contain)
+UNUSABLE_FILES = {
+    "empty": (lambda d: file_with(d, "empty.wav", b""), "empty"),
+    "text named .wav": (lambda d: file_with(d, "notes.wav", b"RIFF? no, a shopping list\n" * 50), "cannot decode"),
+    "random bytes .m4a": (random_bytes_file, "cannot decode"),
+    "FLAC cut to its header": (lambda d: cut_file(write(d / "cut.flac", speech_like(2.0)), 0.05), "damaged"),
+    "WAV cut to its header": (lambda d: cut_file(write(d / "cut.wav", speech_like(2.0)), 0.001), "cut short"),
+    "WAV cut short": (lambda d: cut_file(write(d / "cut2.wav", speech_like(2.0)), 0.1), "cut short"),
+    "FLAC with garbage body": (lambda d: garbage_after(write(d / "bad.flac", speech_like(2.0))), "damaged"),
+    "short WAV streamed (no size)": (lambda d: streamed_wav(write(d / "live.wav", speech_like(0.3))), "at least 0.5 s"),
+    "too short": (lambda d: write(d / "short.wav", speech_like(0.3)), "at least 0.5 s"),
+    "pure silence": (lambda d: write(d / "silence.wav", np.zeros(16000, np.float32)), "silent"),
+    "near silence": (lambda d: write(d / "hiss.wav", 1e-5 * speech_like(1.0)), "silent"),
+    "NaN samples": (lambda d: with_sample(np.nan, d, "nan.wav"), "NaN"),
+    "inf samples": (lambda d: with_sample(np.inf, d, "inf.wav"), "infinite"),
+    "folder": (lambda d: file_with(d, "dir.wav", None), "folder"),
+}

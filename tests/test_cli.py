@@ -4,15 +4,18 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import speech_like, write
+from conftest import UNUSABLE_FILES, random_bytes_file, speech_like, write
 
+import ser.hub
 from ser.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,7 +65,7 @@ def test_predict_subprocess_jsonl_one_object_per_file_and_nonzero_exit(inputs, m
     labels = json.loads((model_dir / "config.json").read_text())["labels"]
     for row in rows:
         if Path(row["path"]) in good:
-            assert set(row) == {"path", "label", "probs"}
+            assert set(row) == {"path", "label", "probs", "notes"} and row["notes"] == []
             assert probs_ok(row["probs"], labels) and row["label"] == max(row["probs"], key=row["probs"].get)
         else:
             assert set(row) == {"path", "error"} and row["error"] and "\n" not in row["error"]
@@ -71,11 +74,9 @@ def test_predict_subprocess_jsonl_one_object_per_file_and_nonzero_exit(inputs, m
 
 
 def test_every_kind_of_unusable_file_is_a_json_error_line(tmp_path, model_dir, capsys):
-    from test_audio import BAD  # the table of unusable inputs that load_clip must reject
-
     folder = tmp_path / "bad"
     folder.mkdir()
-    paths = [make(folder) for make, _ in BAD.values()]
+    paths = [make(folder) for make, _ in UNUSABLE_FILES.values()]
     paths = [p for p in paths if p.is_file()] + [tmp_path / "missing.wav"]
     before = digests(folder)
 
@@ -95,6 +96,19 @@ def test_predict_all_good_exits_zero(inputs, model_dir, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 2
 
 
+def test_predict_reports_the_same_notes_as_the_app(tmp_path, model_dir, capsys):
+    loud = write(tmp_path / "loud.wav", np.clip(speech_like(2.0) * 8, -1, 1))
+    assert main(["predict", str(loud), "--model", str(model_dir)]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(row["notes"]) == 1 and "clipped" in row["notes"][0]
+    assert main(["predict", str(loud), "--model", str(model_dir), "--format", "csv"]) == 0
+    (csv_row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    assert csv_row["notes"] == row["notes"][0]
+    assert main(["predict", str(loud), "--model", str(model_dir), "--format", "table"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "note: The recording is clipped" in line
+
+
 def test_predict_csv_has_a_header_and_one_row_per_file(inputs, model_dir, capsys):
     folder, good, bad = inputs
     assert main(["predict", str(folder), "--model", str(model_dir), "--format", "csv"]) == 1
@@ -103,7 +117,7 @@ def test_predict_csv_has_a_header_and_one_row_per_file(inputs, model_dir, capsys
     assert [r["path"] for r in rows] == [str(p) for p in sorted(good + bad)]
     for r in rows:
         if r["error"]:
-            assert r["label"] == "" and all(r[k] == "" for k in labels)
+            assert r["label"] == "" and r["notes"] == "" and all(r[k] == "" for k in labels)
         else:
             assert r["label"] in labels and sum(float(r[k]) for k in labels) == pytest.approx(1, abs=1e-3)
     assert sum(bool(r["error"]) for r in rows) == len(bad)
@@ -137,6 +151,39 @@ def test_usage_errors_are_one_line_with_exit_code_2(args, message, tmp_path, wav
         args += ["--cache-dir", str(tmp_path / "cache")]
     assert main(args) == 2
     assert message in error_line(capsys.readouterr().err)
+
+
+@pytest.fixture
+def typo(model_dir, tmp_path, monkeypatch):
+    """A working folder with runs/heldout (a checkpoint) in it; `runs/heldot` is its typo."""
+    shutil.copytree(model_dir, tmp_path / "runs" / "heldout")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ser.hub, "DEFAULT_MODEL", model_dir)  # were it substituted, predictions would follow
+    return "runs/heldot"
+
+
+def test_a_mistyped_model_folder_is_an_error_not_the_default_model(typo, wav, capsys):
+    assert main(["predict", str(wav), "--model", typo]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "no model at 'runs/heldot'" in error_line(captured.err) and "runs/heldout" in captured.err
+
+
+def test_a_mistyped_model_folder_in_a_subprocess_exits_2_with_one_line(typo, wav, tmp_path):
+    cmd = [sys.executable, "-m", "ser", "predict", str(wav), "--model", typo]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert run.returncode == 2 and run.stdout == ""
+    assert error_line(run.stderr).startswith("error: no model at 'runs/heldot'")
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_with_a_mistyped_model_writes_nothing(typo, corpus, tmp_path, capsys):
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", typo, "--data", f"folder={corpus}", "--out", str(out)]
+    assert main([*args, "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert "no model at 'runs/heldot'" in error_line(capsys.readouterr().err)
+    assert not out.exists() and not (tmp_path / "cache").exists()
 
 
 @pytest.fixture
@@ -214,9 +261,7 @@ def test_push_without_token_is_a_one_line_error(model_dir, tmp_path, monkeypatch
 
 def test_undecodable_file_gives_our_line_only_not_decoder_chatter(tmp_path, model_dir):
     """libsndfile's MP3 probe prints 'Cannot read next header ... Duh...' to C stderr on non-audio; we silence it."""
-    from test_audio import _random_bytes
-
-    path = _random_bytes(tmp_path)
+    path = random_bytes_file(tmp_path)
     cmd = [sys.executable, "-m", "ser", "predict", str(path), "--model", str(model_dir)]
     run = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
 

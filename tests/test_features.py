@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from conftest import speech_like
+from conftest import speech_like, write
 
 from ser.features import FeatureConfig, log_mel_spectrogram, mel_frequencies
+from ser.hub import load_model
+from ser.inference import analyse, analyse_file
 from ser.model import ModelConfig, SERModel
 
 CFG = FeatureConfig()
@@ -113,3 +115,33 @@ def test_a_tone_peaks_in_the_band_nearest_its_frequency(freq):
     nearest = int(np.abs(centres - freq).argmin())
     # between two centres a triangular filter pair nearly ties, so allow the neighbour on the tone's side
     assert peak == nearest or (abs(peak - nearest) == 1 and (centres[peak] - freq) * (centres[nearest] - freq) < 0)
+
+
+# ----------------------------------------------------------------------------- the analysis path: audio -> model input
+
+
+def test_a_file_and_the_same_array_give_the_same_analysis(tmp_path, model_dir):
+    model = load_model(model_dir)
+    x = speech_like(1.5, sr=48000, seed=4)
+    from_file = analyse_file(model, write(tmp_path / "x.wav", x, 48000, "FLOAT"))
+    from_array = analyse(model, x, 48000)
+
+    np.testing.assert_array_equal(from_file.mel, from_array.mel)
+    assert from_file.probs == from_array.probs and from_file.notes == from_array.notes == []
+    assert list(from_file.probs) == model.labels and sum(from_file.probs.values()) == pytest.approx(1, abs=1e-5)
+    # the mel is exactly what the model read, made from exactly the audio it carries
+    mel = log_mel_spectrogram(from_file.audio, from_file.features)
+    np.testing.assert_array_equal(from_file.mel, mel.numpy())
+    assert from_file.probs == dict(zip(model.labels, model.probabilities(mel).tolist()))
+    assert from_file.label == max(from_file.probs, key=from_file.probs.get)
+
+
+def test_truncated_means_more_sound_than_the_model_takes_not_a_longer_file():
+    fc = FeatureConfig(max_seconds=2.0)
+    model = SERModel(ModelConfig(labels=["neutral", "angry"], features=fc, widths=[8, "M"], hidden=8))
+    pad = np.zeros(SR, np.float32)
+    padded = analyse(model, np.concatenate([pad, speech_like(1.9), pad]), SR)  # 3.9 s file, 1.9 s of sound
+    assert not padded.truncated and padded.notes == []
+    long = analyse(model, np.concatenate([pad, speech_like(3.0), pad]), SR)
+    assert long.truncated and len(long.audio) == 2 * SR
+    assert len(long.notes) == 1 and "only the first 2 s were analysed" in long.notes[0]

@@ -10,9 +10,11 @@ import pytest
 import torch
 from conftest import speech_like
 from huggingface_hub import HfApi
+from safetensors.torch import load_file, save_file
 
 import ser.hub
 from ser.hub import ModelError, load_model, push
+from ser.inference import analyse
 from ser.model import SERModel
 
 
@@ -61,42 +63,140 @@ def digests(folder):
 
 
 def test_load_model_from_a_folder(model_dir, offline):
-    model, notice = load_model(model_dir)
-    assert notice is None and isinstance(model, SERModel)
+    model = load_model(model_dir)
+    assert isinstance(model, SERModel) and model.source_dir == model_dir
     assert model.labels == json.loads((model_dir / "config.json").read_text())["labels"]
-    assert model.predict_proba(speech_like(1.0)).sum().item() == pytest.approx(1, abs=1e-5)
+    assert sum(analyse(model, speech_like(1.0), 16000).probs.values()) == pytest.approx(1, abs=1e-5)
 
 
 def test_folder_without_a_checkpoint_is_a_clear_error(tmp_path, offline):
     (tmp_path / "config.json").write_text("{}")
     for name in (tmp_path, tmp_path / "missing", "./relative/missing/model"):
-        with pytest.raises(ModelError, match="config.json and model.safetensors"):
+        with pytest.raises(ModelError, match="config.json and model.safetensors") as err:
             load_model(name)
+        assert "\n" not in str(err.value)
 
 
-def test_hub_id_offline_falls_back_to_the_shipped_default_with_a_notice(model_dir, offline, monkeypatch):
+def test_a_typo_in_a_local_path_is_an_error_not_another_model(model_dir, tmp_path, offline, monkeypatch):
+    """`runs/heldot` for `runs/heldout`: two parts like a Hub id, but runs/ is a folder here, so it is a folder."""
     monkeypatch.setattr(ser.hub, "DEFAULT_MODEL", model_dir)
+    shutil.copytree(model_dir, tmp_path / "runs" / "heldout")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError, match="no model at 'runs/heldot'.*did you mean 'runs/heldout'") as err:
+        load_model("runs/heldot")
+    assert "\n" not in str(err.value)
+    assert load_model("runs/heldout").labels == SERModel.from_pretrained(model_dir).labels
+    assert ser.hub.hub_id("someone/ser-model") == ("someone/ser-model", None)  # no such folder: a Hub id
 
-    model, notice = load_model("someone/ser-model")
 
-    assert "someone/ser-model" in notice and "default" in notice and "\n" not in notice
-    expected = SERModel.from_pretrained(model_dir)
-    clip = speech_like(1.0)
-    assert torch.equal(model.predict_proba(clip), expected.predict_proba(clip))
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://huggingface.co/someone/ser-model",
+        "https://huggingface.co/someone/ser-model/",
+        "https://huggingface.co/someone/ser-model/tree/main",
+        "hf://someone/ser-model",
+    ],
+)
+def test_hub_urls_name_the_hub_model(url, model_dir, monkeypatch):
+    """A URL copied from the browser loads the model it shows (the Hub is intercepted: it hands out `model_dir`)."""
+    asked = []
+    monkeypatch.setattr(HfApi, "model_info", lambda self, repo_id, **kw: asked.append(("info", repo_id, kw))
+                        or huggingface_hub.hf_api.ModelInfo(id=repo_id, sha="0" * 40))  # fmt: skip
+
+    def snapshot_download(repo_id, **kw):
+        asked.append(("download", repo_id, kw))
+        return str(model_dir)
+
+    monkeypatch.setattr(ser.hub, "snapshot_download", snapshot_download)
+    model = load_model(url)
+    assert model.labels == SERModel.from_pretrained(model_dir).labels
+    assert [(a[0], a[1]) for a in asked] == [("info", "someone/ser-model"), ("download", "someone/ser-model")]
+    assert asked[0][2]["revision"] == ("main" if "tree" in url else None)
+    assert asked[1][2]["revision"] == "0" * 40 and not asked[1][2]["local_files_only"]
+    assert asked[0][2]["timeout"] <= 10  # one short probe
 
 
-def test_hub_id_offline_without_fallback_is_a_model_error(offline, model_dir, monkeypatch):
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://huggingface.co/spaces/someone/demo",
+        "https://huggingface.co/someone/x/blob/main/a.py",
+        "https://example.com/a/b",
+    ],
+)
+def test_urls_that_are_not_hub_models_are_clear_errors(url, offline):
+    with pytest.raises(ModelError, match="not the address of a Hugging Face model"):
+        load_model(url)
+
+
+def test_hub_id_offline_is_a_model_error_never_another_model(offline, model_dir, monkeypatch):
     monkeypatch.setattr(ser.hub, "DEFAULT_MODEL", model_dir)
-    with pytest.raises(
-        ModelError, match="'someone/ser-model' is not a local folder.*could not be loaded.*pass a local folder"
-    ):
-        load_model("someone/ser-model", fallback=False)
+    probes = []
+    monkeypatch.setattr(HfApi, "model_info", lambda *a, **kw: probes.append(a))
+    with pytest.raises(ModelError, match="HF_HUB_OFFLINE is set.*'someone/ser-model' is not in the local") as err:
+        load_model("someone/ser-model")
+    assert "\n" not in str(err.value) and probes == []  # offline means no request at all
+
+
+def test_unreachable_hub_fails_after_one_request(model_dir, tmp_path, monkeypatch):
+    """No network: one short probe fails, the cache is tried, and no download (with its retries) is attempted."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    calls = []
+
+    def model_info(self, repo_id, **kw):
+        calls.append(repo_id)
+        raise ConnectionError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(HfApi, "model_info", model_info)
+    with pytest.raises(ModelError, match="cannot reach the Hugging Face Hub.*not in the local Hugging Face cache"):
+        load_model("someone/ser-model")
+    assert calls == ["someone/ser-model"]
+
+
+def test_a_cached_hub_model_loads_offline(model_dir, tmp_path, monkeypatch, offline):
+    seen = []
+
+    def snapshot_download(repo_id, **kw):
+        seen.append(kw)
+        return str(model_dir)
+
+    monkeypatch.setattr(ser.hub, "snapshot_download", snapshot_download)
+    assert load_model("someone/ser-model").labels == SERModel.from_pretrained(model_dir).labels
+    assert seen[0]["local_files_only"] and "model.safetensors" in seen[0]["allow_patterns"]
+
+
+def test_weights_missing_tensors_are_a_clear_error_not_random_weights(model_dir, tmp_path):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(model_dir, folder)
+    tensors = load_file(folder / "model.safetensors")
+    save_file({k: v for k, v in tensors.items() if not k.startswith("head.")}, folder / "model.safetensors")
+    with pytest.raises(ModelError, match="does not fit config.json: it lacks 4 of the model's") as err:
+        load_model(folder)
+    assert "\n" not in str(err.value) and str(folder) in str(err.value)
+    with pytest.raises(ValueError, match="lacks 4"):
+        SERModel.from_pretrained(folder)  # strict by default, also without ser.hub
+
+
+def test_weights_of_another_shape_or_damaged_are_clear_errors(model_dir, tmp_path):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(model_dir, folder)
+    tensors = load_file(folder / "model.safetensors")
+    save_file({**tensors, "head.4.bias": torch.zeros(7)}, folder / "model.safetensors")
+    with pytest.raises(ModelError, match="1 tensor\\(s\\) of another shape"):
+        load_model(folder)
+    (folder / "model.safetensors").write_bytes(b"not safetensors at all")
+    with pytest.raises(ModelError, match="model.safetensors is damaged"):
+        load_model(folder)
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(ModelError, match="config.json is not valid JSON"):
+        load_model(folder)
 
 
 def test_none_means_the_default_model(model_dir, monkeypatch, offline):
     monkeypatch.setattr(ser.hub, "DEFAULT_MODEL", model_dir)
-    model, notice = load_model(None)
-    assert notice is None and model.labels == SERModel.from_pretrained(model_dir).labels
+    assert load_model(None).labels == load_model("").labels == SERModel.from_pretrained(model_dir).labels
 
 
 def test_push_without_token_creates_nothing(checkpoint, offline, hub_calls):
