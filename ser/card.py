@@ -1,44 +1,148 @@
-"""The model card (README.md of a checkpoint folder), written from the run's own metrics."""
+"""The model card (README.md of a checkpoint folder), written from the run's own metrics.
 
+Each fact is written here once: the app's About tab shows the same summary, results tables, training data and
+limitations by calling these functions on the checkpoint's metrics.json and train_config.json.
+"""
+
+from .corpora import LICENCES
 from .model import SERModel
 
-LICENCES = {
-    "ravdess": "RAVDESS (Livingstone & Russo 2018), CC BY-NC-SA 4.0",
-    "emodb": "EmoDB (Burkhardt et al. 2005), free for research use",
-    "cremad": "CREMA-D (Cao et al. 2014), ODbL",
-    "tess": "TESS (Dupuis & Pichora-Fuller 2010), CC BY-NC-ND 4.0",
-    "savee": "SAVEE (Haq & Jackson 2009), free for research use",
-    "folder": "your own recordings",
-}
+PROTOCOL = (
+    "Speaker-independent only: no speaker is ever in both the training and the test data. Random clip-level "
+    "splits leak the speaker and inflate accuracy by 5-20 points, which is why popular SER demos quoting 70-90 % "
+    "do not survive a new voice. UAR is the unweighted average recall (mean of per-class recalls; chance = 1 / "
+    "number of classes)."
+)
+INTENDED_USE = (
+    "Demonstrations and teaching: showing what a spectrogram is and how a CNN reads emotion cues from a voice."
+)
+LIMITATIONS = [
+    "Acted speech: actors portraying emotions, mostly exaggerated; real, spontaneous emotion is subtler.",
+    "Few voices, sentences and languages: those of the training corpora above. Other languages, accents, ages and "
+    "ways of speaking are untested.",
+    "Recorded in studios: laptop microphones, rooms, and the noise suppression of phones, calls and conferencing "
+    "apps shift the input, and accuracy on them is lower than any figure here.",
+    "It judges how a voice sounds, not how a person feels. Never use it to decide about people: not for hiring, "
+    "policing, health, education assessment or any other decision about a person.",
+]
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
+def corpora_of(data_args: list[str]) -> list[str]:
+    """Corpus names of train.py's --data arguments (`NAME=PATH`, or a bare PATH for your own `folder`)."""
+    return sorted({a.partition("=")[0] if "=" in a else "folder" for a in data_args})
 
 
-def _mean_std(m: dict, key: str) -> str:
-    v = m[key]
-    return f"{_pct(v['mean'])} ± {100 * v['std']:.1f}" if isinstance(v, dict) else _pct(v)
+def training_data(data_args: list[str]) -> str:
+    """The training corpora with their licence and citation, one Markdown bullet each."""
+    return "\n".join(f"- {LICENCES.get(c, c)}" for c in corpora_of(data_args))
 
 
-def _confusion_table(m: dict) -> list[str]:
-    labels, cm = m["labels"], m["confusion"]
-    rows = ["| true \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
-    rows += [f"| **{lab}** | " + " | ".join(str(c) for c in cm[i]) + " |" for i, lab in enumerate(labels)]
-    return rows
+def limitations() -> str:
+    return "\n".join(f"- {item}" for item in LIMITATIONS)
+
+
+def summary(model: SERModel) -> str:
+    """What the model predicts and what it reads, in two sentences."""
+    fc = model.feature_config
+    n_params = sum(p.numel() for p in model.parameters())
+    return (
+        f"Predicts one of **{', '.join(model.labels)}** from the sound of one voice (not the words). It reads a "
+        f"{fc.n_mels}-band log-mel spectrogram of {fc.sample_rate / 1000:g} kHz audio "
+        f"({1000 * fc.n_fft / fc.sample_rate:g} ms windows every {1000 * fc.hop_length / fc.sample_rate:g} ms), "
+        f"{fc.min_seconds:g} to {fc.max_seconds:g} s of sound (longer input is cut), with a VGG-style CNN of "
+        f"{n_params / 1e6:.2f} M parameters."
+    )
+
+
+def pct(v: float | dict) -> str:
+    """A rate as a percentage; a {"mean", "std"} over folds as "mean ± std %"."""
+    return f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f} %" if isinstance(v, dict) else f"{100 * v:.1f} %"
+
+
+def mean(v: float | dict) -> float:
+    return v["mean"] if isinstance(v, dict) else v
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def results_markdown(metrics: dict, level: int = 3) -> str:
+    """The protocol and the speaker-independent results tables of a metrics.json, for any corpora it holds.
+
+    `level` is the Markdown heading level of each table's title.
+    """
+    cv, loco, val = (metrics.get(k) or {} for k in ("cross_validation", "leave_one_corpus_out", "validation"))
+    if not (cv or loco or val):
+        return "The metrics file holds no test results."
+    h, out = "#" * level, [PROTOCOL]
+    if cv:
+        folds = {m["folds"] for m in cv.values() if "folds" in m}
+        ece = any("ece" in m for m in cv.values())
+        rows = [
+            [c, str(len(m["labels"])), pct(m["accuracy"]), pct(m["uar"])]
+            + [pct(m["macro_f1"]) if "macro_f1" in m else "n/a"]
+            + ([f"{mean(m['ece_uncalibrated']):.3f} → {mean(m['ece']):.3f}" if "ece" in m else "n/a"] if ece else [])
+            for c, m in cv.items()
+        ]
+        header = ["corpus", "classes", "accuracy", "UAR", "macro-F1"] + (["ECE before → after calibration"] * ece)
+        held_out = bool(metrics.get("training", {}).get("validation_speakers", True))
+        out += [
+            f"{h} Cross-validation over speaker folds ({'/'.join(map(str, sorted(folds))) or 'k'} folds, mean ± std)",
+            table(header, rows),
+            "Each fold trains a fresh model on the other folds' speakers (all corpora), "
+            + (
+                "keeps the epoch with the best UAR on held-out validation speakers, "
+                if held_out
+                else "runs the whole schedule on every training speaker and keeps the last weight-averaged model, "
+            )
+            + "and is tested on the fold's speakers. On a corpus that lacks some of the model's classes, the argmax "
+            "is over the classes it has.",
+        ]
+    if loco:
+        rows = [
+            [" + ".join(m.get("trained_on", [])) or "the others", c, str(len(m["labels"]))]
+            + [pct(m["accuracy"]), pct(m["uar"]), pct(m["chance_uar"]) if "chance_uar" in m else "n/a"]
+            for c, m in loco.items()
+        ]
+        header = ["trained on", "tested on (all speakers)", "shared classes", "accuracy", "UAR", "chance UAR"]
+        out += [
+            f"{h} Unseen corpus (leave one corpus out)",
+            table(header, rows),
+            "The closest measure here of how the model fares on a voice, language and microphone it has never heard.",
+        ]
+    if val and not cv:
+        out += [
+            f"{h} Validation speakers of this model",
+            table(["corpus", "accuracy", "UAR"], [[c, pct(m["accuracy"]), pct(m["uar"])] for c, m in val.items()]),
+            "Early stopping and the temperature used these speakers, so the figures are optimistic; speaker-fold "
+            "cross-validation of the same recipe (the command with `--folds 5`) is the fair within-corpus figure.",
+        ]
+    return "\n\n".join(out)
+
+
+def details_markdown(metrics: dict, level: int = 3) -> str:
+    """Per-class recall and confusion-matrix tables of each cross-validated corpus ('' without them)."""
+    out = []
+    for c, m in (metrics.get("cross_validation") or {}).items():
+        if "pooled_per_class_recall" in m:
+            recall = ", ".join(f"{k} {pct(v)}" for k, v in m["pooled_per_class_recall"].items())
+            out.append(f"Per-class recall, {c} (pooled over folds): {recall}")
+        if "confusion" in m:
+            rows = [[f"**{lab}**", *map(str, m["confusion"][i])] for i, lab in enumerate(m["labels"])]
+            out += [
+                f"Confusion matrix, {c} (all folds' test clips; rows true, columns predicted):",
+                table(["true \\ predicted", *m["labels"]], rows),
+            ]
+    return "\n\n".join([f"{'#' * level} Per-class results", *out]) if out else ""
 
 
 def render_card(model: SERModel, metrics: dict, data_args: list[str], augmented: bool = True) -> str:
-    corpora = sorted({a.partition("=")[0] if "=" in a else "folder" for a in data_args})
-    cv, loco, val = (
-        metrics.get("cross_validation", {}),
-        metrics.get("leave_one_corpus_out", {}),
-        metrics.get("validation", {}),
-    )
-    headline = cv or val
+    """The model card: Hub metadata, then summary, training data, results, intended use and limitations."""
+    corpora = corpora_of(data_args)
     training = metrics.get("training", {})
-    held_out = bool(training.get("validation_speakers", True))  # older metrics.json: validation speakers
-    fitted_on = training.get("temperature_fitted_on", "validation speakers")
     yaml = [
         "---",
         "license: cc-by-nc-sa-4.0" if "ravdess" in corpora else "license: other",
@@ -56,118 +160,29 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str], augmented:
         "- f1",
         "---",
     ]
-    fc = model.feature_config
-    n_params = sum(p.numel() for p in model.parameters())
-    lines = [
+    how = (
+        ", with room, noise, microphone-EQ, band-limiting, codec, speed, frequency-warp and SpecAugment "
+        "augmentation (settings in `train_config.json`)."
+        if augmented
+        else ", without augmentation."
+    )
+    sections = [
         "# Speech emotion recognition: VGG-style CNN on log-mel spectrograms",
-        "",
-        f"Predicts one of **{', '.join(model.labels)}** from a recording of one speaker. "
-        f"{n_params / 1e6:.2f} M parameters; input: {fc.n_mels}-band log-mel spectrogram at {fc.sample_rate} Hz "
-        f"({fc.n_fft}-sample window, {fc.hop_length}-sample hop), any length from {fc.min_seconds:g} s "
-        f"(longer than {fc.max_seconds:g} s is cut). Probabilities are temperature-calibrated "
-        f"(T = {model.config.temperature:.2f}, fitted on {fitted_on}; the ECE figures below show what that "
-        "does for speakers it has not heard).",
-        "",
+        summary(model) + f" Probabilities are temperature-calibrated (T = {model.config.temperature:.2f}, fitted on "
+        f"{training.get('temperature_fitted_on', 'validation speakers')}; the ECE figures below show what that does "
+        "for speakers it has not heard).",
         "## Training data",
-        *[f"- {LICENCES.get(c, c)}" for c in corpora],
-        "",
-        f"Trained from scratch with `{metrics.get('command', 'train.py')}`"
-        + (
-            ", with room, noise, microphone-EQ, band-limiting, codec, speed, frequency-warp and SpecAugment "
-            "augmentation (settings in `train_config.json`)."
-            if augmented
-            else ", without augmentation."
-        ),
-        "",
-        "## Evaluation protocol",
-        "Speaker-independent only: no speaker is ever in both the training and the test data. Random clip-level "
-        "splits leak the speaker and inflate accuracy by 5-20 points, which is why popular SER demos quoting 70-90 % "
-        "do not survive a new voice. UAR is the unweighted average recall (mean of per-class recalls; chance = 1 / "
-        "number of classes).",
-    ]
-    if cv:
-        lines += [
-            "",
-            f"### Cross-validation over speaker folds ({next(iter(cv.values()))['folds']} folds, mean ± std)",
-            "",
-            "| corpus | classes | accuracy | UAR | macro-F1 | ECE before → after calibration |",
-            "|---|---|---|---|---|---|",
-        ]
-        for c, m in cv.items():
-            ece = f"{m['ece_uncalibrated']['mean']:.3f} → {m['ece']['mean']:.3f}" if "ece" in m else "n/a"
-            lines.append(
-                f"| {c} | {len(m['labels'])} | {_mean_std(m, 'accuracy')} | {_mean_std(m, 'uar')} | {_mean_std(m, 'macro_f1')} | {ece} |"
-            )
-        lines += [
-            "",
-            "Each fold trains a fresh model on the other folds' speakers (all corpora), "
-            + (
-                "keeps the epoch with the best UAR on held-out validation speakers, "
-                if held_out
-                else "runs the whole schedule and keeps the last weight-averaged model (no validation speakers: "
-                "every training speaker is used; its temperature is fitted on the other folds' test clips), "
-            )
-            + "and is tested on the fold's speakers. On a corpus that lacks some of the model's "
-            "classes (EmoDB has no calm or surprised), the argmax is over the classes it has.",
-        ]
-        for c, m in cv.items():
-            lines += [
-                "",
-                f"Per-class recall, {c} (pooled over folds): "
-                + ", ".join(f"{k} {_pct(v)}" for k, v in m["pooled_per_class_recall"].items()),
-                "",
-                f"Confusion matrix, {c} (all folds' test clips; rows true, columns predicted):",
-                "",
-                *_confusion_table(m),
-            ]
-    if loco:
-        lines += [
-            "",
-            "### Cross-corpus (leave one corpus out)",
-            "",
-            "| trained on | tested on (all speakers) | shared classes | accuracy | UAR | chance UAR |",
-            "|---|---|---|---|---|---|",
-        ]
-        for c, m in loco.items():
-            lines.append(
-                f"| {' + '.join(m['trained_on'])} | {c} | {len(m['labels'])} | {_pct(m['accuracy'])} | {_pct(m['uar'])} | {_pct(m['chance_uar'])} |"
-            )
-        lines += [
-            "",
-            "This is the closest measure here of how the model fares on a voice, language and microphone it "
-            "has never heard.",
-        ]
-    if val and not cv:
-        lines += [
-            "",
-            "### Validation speakers of this model",
-            "",
-            "Early stopping and the temperature used these speakers, so the figures are optimistic; the "
-            "speaker-fold cross-validation of the same recipe (the command with `--folds 5`) is the fair "
-            "within-corpus figure.",
-            "",
-            "| corpus | accuracy | UAR |",
-            "|---|---|---|",
-        ]
-        lines += [f"| {c} | {_pct(m['accuracy'])} | {_pct(m['uar'])} |" for c, m in val.items()]
-    lines += [
-        "",
+        training_data(data_args),
+        f"Trained from scratch with `{metrics.get('command', 'train.py')}`{how}",
+        "## Evaluation",
+        results_markdown(metrics, level=3),
+        details_markdown(metrics, level=3),
         "For reference: human raters of CREMA-D reach 40.9 % from voice alone; a 2026 lightweight model reports "
         "UAR 0.652 on RAVDESS under strict speaker-independent partitioning.",
-        "",
         "## Intended use",
-        "Demonstrations and teaching: showing what a spectrogram is and how a CNN reads emotion cues from a voice.",
-        "",
+        INTENDED_USE,
         "## Limitations",
-        "- Acted speech: professional actors portraying emotions, mostly exaggerated; real, spontaneous emotion is subtler.",
-        "- RAVDESS has two English sentences; EmoDB ten German ones. English and German only.",
-        "- Recorded in studios: laptop microphones, rooms, and the noise suppression of phones, calls and "
-        "conferencing apps shift the input, and accuracy on them is lower than any figure above.",
-        "- Not for judging real people: not for hiring, policing, health, education assessment or any decision about a person.",
+        limitations(),
+        "Every figure above comes from the training command quoted above; `metrics.json` holds them all.",
     ]
-    if headline:
-        lines += [
-            "",
-            "Every figure above comes from the training command quoted above; `metrics.json` holds them all.",
-        ]
-    return "\n".join(yaml + [""] + lines) + "\n"
+    return "\n".join(yaml) + "\n\n" + "\n\n".join(s for s in sections if s) + "\n"
