@@ -1,37 +1,54 @@
 """Gradio app: record or upload speech, see what the model hears and which emotion it reads.
 
-Thin by design: every number and picture comes from `ser`; this file wires components to it.
-One analysis path (`analyse_upload`) fills a `Result`; each view (verdict, charts, tabs) renders from it,
-so later views (timeline, heatmap, live mode) are one more function over the same `Result`.
+Thin by design: every number and picture comes from `ser`; this file wires components to it. One clip's way:
+`analyse_upload` runs `ser.analyse_file` once and wraps its `Analysis` (or why there is none) in a `Result`;
+every view renders from that `Result`.
+
+Adding a view (a timeline, a saliency heatmap, ...) is one function and one entry in `VIEWS`:
+
+    @figure_view                                   # drawn with matplotlib from the Analysis (else: Result -> value)
+    def timeline(a: Analysis) -> plt.Figure:
+        return plots.timeline(...)
+
+    VIEWS["timeline"] = View(timeline, lambda: gr.Plot(show_label=False, elem_id="timeline"), tab="Timeline",
+                             picture=True)
+
+The page layout, the outputs of every event, the Clear button and the tabs are all built from `VIEWS`, so there
+are no positional tuples to keep in step. A view's function must also accept the empty `Result()` (nothing
+analysed yet, or cleared) and a `Result` with only an `error`: it returns its component's resting value then.
+Views with `picture=True` are drawn in a second step after the answer is on screen, one at a time (pyplot is not
+thread-safe). The `/predict` API returns the views named in `API`, in that order; gradio_client users rely on it.
 
     python app.py                 # serves on 127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT override)
-    SER_MODEL=user/name python app.py   # another checkpoint folder or Hugging Face Hub id
+    SER_MODEL=user/name python app.py   # another checkpoint folder, or a Hugging Face Hub id or URL
 """
 
 import argparse
 import filecmp
+import functools
 import json
 import logging
 import os
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import matplotlib.pyplot as plt
 import numpy as np
 from gradio.utils import get_upload_folder
+from huggingface_hub import ModelCard
+from huggingface_hub import logging as hf_logging
 
-from ser import plots
-from ser.audio import AUDIO_EXTENSIONS, AudioError, load_audio
-from ser.card import LICENCES
+from ser import card, plots
+from ser.audio import AUDIO_EXTENSIONS, AudioError
 from ser.hub import ModelError, load_model
-from ser.inference import Analysis, analyse
+from ser.inference import Analysis, analyse, analyse_file
 from ser.model import SERModel
-from ser.quality import check_quality
 
 log = logging.getLogger("app")
 PYPLOT = threading.Lock()  # pyplot's figure registry is not thread-safe (the warm-up may overlap a first request)
@@ -40,6 +57,8 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 CONCURRENCY = 2  # a free CPU Space has 2 cores: more parallel analyses only slow each other down
 QUEUE_SIZE = 32  # requests waiting beyond this are refused at once instead of timing out
 MAX_FILE_SIZE = "20mb"  # ~10 min of 16-bit mono WAV at 16 kHz, far more than the model's 30 s reads
+SESSION_SECONDS = 600  # a visitor's recent results stay this long after their last analysis (API calls keep none)
+RECENT = 2  # results kept per visitor: enough to answer Analyse pressed again on an upload already deleted
 UNSURE_TOP, UNSURE_MARGIN = 0.40, 0.15  # below this top probability, or margin to the runner-up, we say "unsure"
 CONFIDENT_TOP = 0.70
 EMOJI = {
@@ -55,7 +74,7 @@ EMOJI = {
 START = "Record a short sentence (2 to 10 seconds) or upload a clip, then press **Analyse**."
 GONE = "This upload is no longer on the server (uploads are deleted once analysed): record or upload it again."
 NO_AUDIO = "No audio yet: record with the microphone or upload a file, then press **Analyse**."
-FIGURE_WIDTH = 6.4  # inches; see `figures`
+FIGURE_WIDTH = 6.4  # inches; see `figure_view`
 THEME = gr.themes.Soft(text_size="lg")  # large text: read from the back of a classroom and on a phone
 CSS = "#verdict h2 {font-size: 2rem; margin: 0.2em 0} .notice {border-left: 4px solid #f08c00; padding-left: 0.6em}"
 # Browsers run gain control, noise suppression and echo cancellation on microphone audio by default. They reshape
@@ -75,37 +94,34 @@ RAW_MIC = """<script>
 
 @dataclass
 class Result:
-    """One input's analysis and what to say about it: the state every view renders from."""
+    """One input's analysis, or why there is none: what every view renders. Neither set: nothing analysed yet."""
 
     analysis: Analysis | None = None
-    notes: list[str] = field(default_factory=list)  # plain-words caveats about the input
-    error: str | None = None  # why there is no analysis, one line for the user
+    error: str | None = None  # one line for the user
 
 
-# ----------------------------------------------------------------------------- the shared analysis path
+# ----------------------------------------------------------------------------- the one analysis path
 
 
 class RecentResults:
-    """The last few analyses, in memory, keyed by upload path.
+    """One visitor's last few results by upload path, and the one on their screen; kept in their session's state.
 
-    Uploads are deleted as soon as they are read; Gradio names an upload by a hash of its content, so
-    pressing Analyse again on the same upload (or a second event for it) is answered from here.
+    Uploads are deleted as soon as they are read; Gradio names an upload by a hash of its content, so pressing
+    Analyse again on the same upload (or a second event for it) is answered from here.
     """
 
-    def __init__(self, size: int = 8):
-        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+    def __init__(self, size: int = RECENT):
+        self.size, self.items, self.shown = size, OrderedDict(), Result()
 
     def get(self, key: str) -> Result | None:
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-            return self.items.get(key)
+        if key in self.items:
+            self.items.move_to_end(key)
+        return self.items.get(key)
 
     def put(self, key: str, result: Result) -> None:
-        with self.lock:
-            self.items[key] = result
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
+        self.items[key] = result
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
 
 
 def discard_upload(path: str, keep: Collection[Path] = ()) -> None:
@@ -125,47 +141,33 @@ def discard_upload(path: str, keep: Collection[Path] = ()) -> None:
 def analyse_upload(
     model: SERModel, path: str | None, recent: RecentResults | None = None, keep: Collection[Path] = ()
 ) -> Result:
-    """Decode a file, check its quality, predict: the one analysis every view and the API share.
+    """Analyse an uploaded or recorded file with `ser.analyse_file`, then delete the upload (never files in `keep`).
 
-    Never raises for bad input: the reason is in `Result.error`.
+    Never raises for bad input: the reason is in `Result.error`. With `recent`, a path analysed before is
+    answered from there, and the result is kept there.
     """
     if not path:
         return Result(error=NO_AUDIO)
     try:
-        return _analyse_file(model, path, recent)
+        if recent is not None and (cached := recent.get(path)) is not None:
+            return cached
+        try:
+            result = Result(analyse_file(model, path))
+        except AudioError as e:
+            if recent is not None and (cached := recent.get(path)) is not None:  # analysed and deleted meanwhile
+                return cached
+            if not Path(path).exists():
+                return Result(error=GONE)
+            result = Result(error=as_sentence(str(e).replace(str(path), Path(path).name)))
+        if recent is not None:
+            recent.put(path, result)
+        return result
     finally:
         discard_upload(path, keep)
 
 
-def _analyse_file(model: SERModel, path: str, recent: RecentResults | None) -> Result:
-    if recent is not None and (cached := recent.get(path)) is not None:
-        return cached
-    try:
-        audio = load_audio(path, model.feature_config.sample_rate)
-    except AudioError as e:
-        if recent is not None and (cached := recent.get(path)) is not None:  # analysed and deleted meanwhile
-            return cached
-        if not Path(path).exists():
-            return Result(error=GONE)
-        result = Result(error=_sentence(str(e).replace(str(path), Path(path).name)))
-    else:
-        result = analyse_audio(model, audio)
-    if recent is not None:
-        recent.put(path, result)
-    return result
-
-
-def analyse_audio(model: SERModel, audio: np.ndarray) -> Result:
-    """`analyse_upload` for mono audio (samples,) already at the model's sample rate."""
-    cfg = model.feature_config
-    notes = check_quality(audio, cfg)
-    try:
-        return Result(analyse(model, audio, cfg.sample_rate, name="the recording"), notes)
-    except AudioError as e:
-        return Result(error=_sentence(str(e)))
-
-
-def _sentence(message: str) -> str:
+def as_sentence(message: str) -> str:
+    """One line, capitalised, ending with a full stop."""
     message = " ".join(message.split())  # one line, even if a decoder's own message had several
     return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
@@ -177,6 +179,8 @@ def verdict(result: Result) -> str:
     """The top emotion and the model's confidence in words (Markdown)."""
     if result.error:
         return f"### ⚠️ Cannot analyse this\n{result.error}"
+    if result.analysis is None:
+        return START
     probs = sorted(result.analysis.probs.items(), key=lambda kv: kv[1], reverse=True)
     (top, p1), (second, p2) = probs[0], probs[1] if len(probs) > 1 else ("", 0.0)
     head = f"## {EMOJI[top] + ' ' if top in EMOJI else ''}{top.capitalize()}: {p1:.0%}"
@@ -194,8 +198,8 @@ def verdict(result: Result) -> str:
 
 
 def notes(result: Result) -> str:
-    """Input-quality caveats as a Markdown list ('' when there are none)."""
-    return "\n".join(f"- ⚠️ {n}" for n in result.notes)
+    """The analysis' caveats about the input as a Markdown list ('' when there are none)."""
+    return "\n".join(f"- ⚠️ {n}" for n in result.analysis.notes) if result.analysis else ""
 
 
 def scores(result: Result) -> dict[str, float] | None:
@@ -203,100 +207,103 @@ def scores(result: Result) -> dict[str, float] | None:
     return dict(result.analysis.probs) if result.analysis else None
 
 
-def figures(result: Result, model: SERModel) -> tuple[plt.Figure | None, plt.Figure | None, plt.Figure | None]:
-    """(probability bars, waveform, log-mel) of what the model heard; Nones when there is no analysis."""
-    a = result.analysis
-    if a is None:
-        return None, None, None
-    cfg = model.feature_config
-    title = "Waveform of the analysed sound" + (f" (first {cfg.max_seconds:g} s)" if a.truncated else "")
-    with PYPLOT:
-        figs = (
-            plots.probabilities(a.probs),
-            plots.waveform(a.audio, cfg.sample_rate, title=title),
-            plots.log_mel(a.mel, cfg),
-        )
-    for f in figs:
+def figure_view(draw: Callable[[Analysis], plt.Figure]) -> Callable[[Result], plt.Figure | None]:
+    """A view drawn with matplotlib from the analysis (None without one), sized for phones and out of pyplot."""
+
+    @functools.wraps(draw)
+    def view(result: Result) -> plt.Figure | None:
+        if result.analysis is None:
+            return None
+        with PYPLOT:
+            fig = draw(result.analysis)
+            plt.close(fig)  # leaves pyplot's registry; Gradio still renders it, then it is garbage-collected
         # Narrower than the library's default: a phone shrinks each picture to its width, so fewer inches
         # keep the labels legible there; on a projector it is the same text size in a smaller picture.
-        f.set_size_inches(min(f.get_figwidth(), FIGURE_WIDTH), f.get_figheight())
-        plt.close(f)  # leaves pyplot's registry; Gradio still renders it, then it is garbage-collected
-    return figs
+        fig.set_size_inches(min(fig.get_figwidth(), FIGURE_WIDTH), fig.get_figheight())
+        return fig
+
+    return view
+
+
+@figure_view
+def probability_chart(a: Analysis) -> plt.Figure:
+    return plots.probabilities(a.probs)
+
+
+@figure_view
+def waveform_chart(a: Analysis) -> plt.Figure:
+    cut = f" (first {a.features.max_seconds:g} s)" if a.truncated else ""
+    return plots.waveform(a.audio, a.features.sample_rate, title=f"Waveform of the analysed sound{cut}")
+
+
+@figure_view
+def log_mel_chart(a: Analysis) -> plt.Figure:
+    return plots.log_mel(a.mel, a.features)
+
+
+# ----------------------------------------------------------------------------- the registry of views
+
+
+@dataclass(frozen=True)
+class View:
+    """One way of showing a Result: `render` gives the value of the component that `component` builds."""
+
+    render: Callable[[Result], Any]
+    component: Callable[[], gr.components.Component]  # called where the view sits; may add a caption around it
+    tab: str | None = None  # None: in the answer column beside the input; else the title of its tab
+    picture: bool = False  # drawn after the answer is shown, one at a time (matplotlib), rather than with it
+
+
+def scores_component() -> gr.Label:
+    with gr.Accordion("Scores as text", open=False):
+        return gr.Label(label="Emotion scores", show_heading=False, elem_id="scores")
+
+
+def waveform_component() -> gr.Plot:
+    gr.Markdown(
+        "The **waveform** is the sound pressure over time. The **log-mel spectrogram** is what the model actually "
+        "reads: time runs left to right, pitch goes up (spaced like our hearing does), and brighter means louder. "
+        "Silence at the ends is trimmed first."
+    )
+    return gr.Plot(label="Waveform", elem_id="waveform", show_label=False)
+
+
+VIEWS: dict[str, View] = {
+    "verdict": View(verdict, lambda: gr.Markdown(START, label="Verdict", elem_id="verdict")),
+    "notes": View(notes, lambda: gr.Markdown("", label="Input quality notes", elem_id="notes")),
+    "probabilities": View(
+        probability_chart,
+        lambda: gr.Plot(label="Emotion probabilities", elem_id="probabilities", show_label=False),
+        picture=True,
+    ),
+    "scores": View(scores, scores_component),
+    "waveform": View(waveform_chart, waveform_component, tab="What it hears", picture=True),
+    "log_mel": View(
+        log_mel_chart,
+        lambda: gr.Plot(label="Log-mel spectrogram", elem_id="log-mel", show_label=False),
+        tab="What it hears",
+        picture=True,
+    ),
+}
+API = ("verdict", "scores", "notes")  # what /predict returns, in this order: (Markdown, Label value, Markdown)
+
+
+def render(result: Result, names: Iterable[str]) -> list:
+    """The values of the named views for one Result, in the order of `names`."""
+    return [VIEWS[n].render(result) for n in names]
 
 
 # ----------------------------------------------------------------------------- About the model
 
 
-def model_files(model: SERModel, source: str | None) -> dict[str, Path]:
-    """The checkpoint's metrics.json, README.md (model card) and train_config.json that exist."""
+def checkpoint_files(model: SERModel) -> dict[str, Path]:
+    """The model card (README.md), metrics.json and train_config.json in the model's folder, those that exist.
+
+    A Hub model's folder is its download in the Hugging Face cache (see `ser.hub.fetch`).
+    """
+    folder = model.source_dir
     names = ("metrics.json", "README.md", "train_config.json")
-    if model.source_dir is not None:
-        return {n: model.source_dir / n for n in names if (model.source_dir / n).is_file()}
-    found = {}
-    if source:  # a Hub id: the weights came from there, so the other files are one request away
-        from huggingface_hub import hf_hub_download
-
-        for n in names:
-            try:
-                found[n] = Path(hf_hub_download(source, n))
-            except Exception:  # missing file or offline: the About tab says what it lacks
-                pass
-    return found
-
-
-def card_section(card: str, title: str) -> str:
-    """The body of the '## title' section of a Markdown model card ('' if absent)."""
-    lines, out, inside = card.splitlines(), [], False
-    for line in lines:
-        if line.startswith("## "):
-            inside = line[3:].strip().lower() == title.lower()
-        elif inside:
-            out.append(line)
-    return "\n".join(out).strip()
-
-
-def _pct(v) -> str:
-    return f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f} %" if isinstance(v, dict) else f"{100 * v:.1f} %"
-
-
-def results_markdown(metrics: dict) -> str:
-    """Speaker-independent test results from a checkpoint's metrics.json, as Markdown tables."""
-    cv, loco, val = (metrics.get(k, {}) for k in ("cross_validation", "leave_one_corpus_out", "validation"))
-    out = [
-        "No speaker in these tests was heard in training. UAR (unweighted average recall) is the mean of the "
-        "per-emotion hit rates; guessing scores 1 / number of emotions."
-    ]
-    if cv:
-        out += [
-            "",
-            "**Cross-validation over speaker folds** (mean ± std over folds)",
-            "",
-            "| corpus | emotions | accuracy | UAR | macro-F1 |",
-            "|---|---|---|---|---|",
-        ]
-        out += [
-            f"| {c} | {len(m['labels'])} | {_pct(m['accuracy'])} | {_pct(m['uar'])} | "
-            f"{_pct(m['macro_f1']) if 'macro_f1' in m else 'n/a'} |"
-            for c, m in cv.items()
-        ]
-    if loco:
-        out += [
-            "",
-            "**Unseen corpus** (trained on the others, tested on all its speakers)",
-            "",
-            "| tested on | trained on | accuracy | UAR |",
-            "|---|---|---|---|",
-        ]
-        out += [
-            f"| {c} | {' + '.join(m.get('trained_on', []))} | {_pct(m['accuracy'])} | {_pct(m['uar'])} |"
-            for c, m in loco.items()
-        ]
-    if val and not cv:
-        out += ["", "**Held-out validation speakers**", "", "| corpus | accuracy | UAR |", "|---|---|---|"]
-        out += [f"| {c} | {_pct(m['accuracy'])} | {_pct(m['uar'])} |" for c, m in val.items()]
-    if not (cv or loco or val):
-        out = ["The metrics file holds no test results."]
-    return "\n".join(out)
+    return {n: folder / n for n in names if folder is not None and (folder / n).is_file()}
 
 
 def confusion_figures(metrics: dict) -> list[plt.Figure]:
@@ -307,46 +314,35 @@ def confusion_figures(metrics: dict) -> list[plt.Figure]:
         else (metrics.get("validation", {}), "validation speakers")
     )
     figs = []
-    for corpus, m in source.items():
-        if "confusion" in m and "labels" in m:
-            figs.append(plots.confusion(np.array(m["confusion"]), m["labels"], title=f"{corpus} ({kind})"))
-            plt.close(figs[-1])
+    with PYPLOT:
+        for corpus, m in source.items():
+            if "confusion" in m and "labels" in m:
+                figs.append(plots.confusion(np.array(m["confusion"]), m["labels"], title=f"{corpus} ({kind})"))
+                plt.close(figs[-1])
     return figs
 
 
 def about_markdown(model: SERModel, source: str | None, files: dict[str, Path]) -> tuple[str, str, dict]:
-    """(summary Markdown, model card body, metrics) of the loaded checkpoint, coping with missing files."""
-    cfg = model.feature_config
-    card = files["README.md"].read_text(encoding="utf-8") if "README.md" in files else ""
-    card_body = card.split("---", 2)[2].strip() if card.startswith("---") and card.count("---") >= 2 else card
+    """(summary Markdown, model card body, metrics) of the loaded checkpoint, coping with missing files.
+
+    The summary's text and tables come from `ser.card`, the same functions that wrote the model card.
+    """
+    body = ModelCard.load(files["README.md"]).text.strip() if "README.md" in files else ""
     metrics = json.loads(files["metrics.json"].read_text()) if "metrics.json" in files else {}
     data = json.loads(files["train_config.json"].read_text()).get("data", []) if "train_config.json" in files else []
-    corpora = sorted({d.partition("=")[0] if "=" in d else "folder" for d in data})
-    training = card_section(card, "Training data") or "\n".join(f"- {LICENCES.get(c, c)}" for c in corpora)
-    limits = card_section(card, "Limitations") or (
-        "- Trained on acted emotions: real, spontaneous emotion is subtler.\n"
-        "- Microphones, rooms and browser noise suppression change the sound and lower accuracy.\n"
-        "- It judges how a voice sounds, not how a person feels: never use it to decide about people."
-    )
-    n_params = sum(p.numel() for p in model.parameters())
     md = [
         "### What it predicts",
-        f"One of **{', '.join(model.labels)}**, from the sound of one voice (not the words).",
-        f"It reads a {cfg.n_mels}-band log-mel spectrogram of {cfg.sample_rate // 1000} kHz audio "
-        f"({1000 * cfg.n_fft / cfg.sample_rate:.0f} ms windows every "
-        f"{1000 * cfg.hop_length / cfg.sample_rate:.0f} ms), "
-        f"{cfg.min_seconds:g} to {cfg.max_seconds:g} s of sound, with a VGG-style CNN of {n_params / 1e6:.2f} M "
-        f"parameters. Model: `{source or 'checkpoints/default'}`.",
+        f"{card.summary(model)} Model: `{source or 'checkpoints/default'}`.",
         "### Training data",
-        training or "Not documented: this checkpoint has no model card or training config.",
+        card.training_data(data) if data else "Not documented: this checkpoint has no train_config.json.",
         "### Test results (speaker-independent)",
-        results_markdown(metrics)
+        card.results_markdown(metrics, level=4)
         if metrics
         else "This checkpoint has no metrics.json, so its accuracy is unknown: treat its answers as untested.",
         "### Limitations",
-        limits,
+        card.limitations(),
     ]
-    return "\n\n".join(md), card_body, metrics
+    return "\n\n".join(md), body, metrics
 
 
 # ----------------------------------------------------------------------------- the interface
@@ -355,7 +351,7 @@ def about_markdown(model: SERModel, source: str | None, files: dict[str, Path]) 
 def build_demo(
     model: SERModel, notice: str | None = None, source: str | None = None, examples: Path | None = EXAMPLES
 ) -> gr.Blocks:
-    """The Blocks app for a loaded model; `notice` (e.g. a fallback warning) is shown at the top."""
+    """The Blocks app for a loaded model; `notice` (e.g. that another model was asked for) is shown at the top."""
     # Uploads are deleted by the handler; delete_cache sweeps anything a request never reached (e.g. an
     # abandoned upload) after 5 minutes.
     with gr.Blocks(title="Speech emotion recognition", analytics_enabled=False, delete_cache=(300, 300)) as demo:
@@ -366,7 +362,7 @@ def build_demo(
         )
         if notice:
             gr.Markdown(f"⚠️ **Model notice:** {notice}", elem_classes="notice", elem_id="notice")
-        ui = {"state": gr.State(time_to_live=900)}  # this session's Result, in memory only, for the views
+        ui: dict[str, Any] = {"recent": gr.State(None, time_to_live=SESSION_SECONDS)}  # this visitor's RecentResults
         with gr.Row(equal_height=False):
             with gr.Column(min_width=320):
                 ui["audio"] = gr.Audio(
@@ -375,20 +371,11 @@ def build_demo(
                 ui["button"] = gr.Button("Analyse", variant="primary", size="lg", elem_id="analyse")
                 ui["examples"], ui["clips"] = example_clips(examples, ui["audio"])
             with gr.Column(min_width=320):
-                ui["verdict"] = gr.Markdown(START, label="Verdict", elem_id="verdict")
-                ui["notes"] = gr.Markdown("", label="Input quality notes", elem_id="notes")
-                ui["probs"] = gr.Plot(label="Emotion probabilities", elem_id="probabilities", show_label=False)
-                with gr.Accordion("Scores as text", open=False):
-                    ui["label"] = gr.Label(label="Emotion scores", show_heading=False, elem_id="scores")
+                ui.update({n: v.component() for n, v in VIEWS.items() if v.tab is None})
         with gr.Tabs():
-            with gr.Tab("What it hears", id="hears"):
-                gr.Markdown(
-                    "The **waveform** is the sound pressure over time. The **log-mel spectrogram** is what "
-                    "the model actually reads: time runs left to right, pitch goes up (spaced like our hearing "
-                    "does), and brighter means louder. Silence at the ends is trimmed first."
-                )
-                ui["wave"] = gr.Plot(label="Waveform", elem_id="waveform", show_label=False)
-                ui["mel"] = gr.Plot(label="Log-mel spectrogram", elem_id="log-mel", show_label=False)
+            for tab in dict.fromkeys(v.tab for v in VIEWS.values() if v.tab):
+                with gr.Tab(tab):
+                    ui.update({n: v.component() for n, v in VIEWS.items() if v.tab == tab})
             with gr.Tab("About the model", id="about"):
                 about_tab(model, source)
         wire(model, ui)
@@ -412,49 +399,72 @@ def example_clips(folder: Path | None, audio: gr.Audio) -> tuple[gr.helpers.Exam
 
 def about_tab(model: SERModel, source: str | None) -> None:
     """The model's labels, training data, speaker-independent results, confusion matrices and limitations."""
-    summary, card, metrics = about_markdown(model, source, model_files(model, source))
+    summary, body, metrics = about_markdown(model, source, checkpoint_files(model))
     gr.Markdown(summary, elem_id="about")
     with gr.Row():
         for fig in confusion_figures(metrics):
             gr.Plot(fig, show_label=False, min_width=360)
-    if card:
+    if body:
         with gr.Accordion("Full model card", open=False):
-            gr.Markdown(card)
+            gr.Markdown(body)
 
 
 def wire(model: SERModel, ui: dict) -> None:
-    """Every way in (Analyse, end of a recording, an upload, an example) runs the one analysis, then the views."""
-    recent = RecentResults()
+    """Every way in (Analyse, end of a recording, an upload, an example) runs the one analysis, then the pictures.
+
+    The page's events keep this visitor's recent results in their session. `/predict`, the API, is a separate
+    endpoint that keeps nothing: API clients open a session per request, and results kept for each would pile up.
+    """
+    answer = [n for n, v in VIEWS.items() if not v.picture]
+    pictures = [n for n, v in VIEWS.items() if v.picture]
+
+    def on_analyse(path, recent):
+        recent = recent or RecentResults()
+        recent.shown = analyse_upload(model, path, recent, keep=ui["clips"])  # examples are analysed, never deleted
+        return *render(recent.shown, answer), recent
+
+    def on_pictures(recent):
+        return render(recent.shown if recent else Result(), pictures)
 
     def on_predict(path):
-        result = analyse_upload(model, path, recent, keep=ui["clips"])  # examples are analysed, never deleted
-        return verdict(result), scores(result), notes(result), result
+        return render(analyse_upload(model, path, keep=ui["clips"]), API)
 
-    def on_figures(result):
-        return figures(result or Result(error=NO_AUDIO), model)
+    def on_clear(recent):
+        if recent:
+            recent.shown = Result()
+        return render(Result(), VIEWS)
 
-    outputs = [ui["verdict"], ui["label"], ui["notes"], ui["state"]]
-    analysis = dict(fn=on_predict, inputs=[ui["audio"]], outputs=outputs, concurrency_id="analysis")
-    views = dict(
-        fn=on_figures,
-        inputs=[ui["state"]],
-        outputs=[ui["probs"], ui["wave"], ui["mel"]],
+    analysis = dict(
+        fn=on_analyse,
+        inputs=[ui["audio"], ui["recent"]],
+        outputs=[*(ui[n] for n in answer), ui["recent"]],
+        concurrency_id="analysis",
+        api_visibility="private",
+    )
+    drawing = dict(
+        fn=on_pictures,
+        inputs=[ui["recent"]],
+        outputs=[ui[n] for n in pictures],
         api_visibility="private",
         concurrency_id="figures",
         concurrency_limit=1,  # pyplot is not thread-safe, and Gradio renders the figures after we return them
         show_progress="hidden",
     )
-    description = "Emotion of one audio file: verdict, all class probabilities, input-quality notes."
-    ui["button"].click(**analysis, api_name="predict", api_description=description).then(**views)
-    ui["audio"].stop_recording(**analysis, api_visibility="private").then(**views)
-    ui["audio"].upload(**analysis, api_visibility="private").then(**views)
+    for event in (ui["button"].click, ui["audio"].stop_recording, ui["audio"].upload):
+        event(**analysis).then(**drawing)
     if ui["examples"] is not None:
-        ui["examples"].load_input_event.then(**analysis, api_visibility="private").then(**views)
+        ui["examples"].load_input_event.then(**analysis).then(**drawing)
     ui["audio"].clear(
-        lambda: (START, None, "", None, None, None, None),
-        outputs=[*outputs, ui["probs"], ui["wave"], ui["mel"]],
-        api_visibility="private",
-        queue=False,
+        on_clear, inputs=[ui["recent"]], outputs=[ui[n] for n in VIEWS], api_visibility="private", queue=False
+    )
+    gr.on(  # no trigger on the page: an API-only endpoint, returning the views in API
+        triggers=[],
+        fn=on_predict,
+        inputs=[ui["audio"]],
+        outputs=[ui[n] for n in API],
+        api_name="predict",
+        api_description="Emotion of one audio file: verdict, all class probabilities, input-quality notes.",
+        concurrency_id="analysis",
     )
 
 
@@ -469,32 +479,48 @@ def launch(demo: gr.Blocks, raw_mic: bool = True, **kwargs):
 
 
 def warm_up(model: SERModel) -> None:
-    """Run one analysis and its figures so the first visitor does not wait for JIT compiling and font loading."""
+    """Run one analysis and draw every view, so the first visitor does not wait for JIT compiling and font loading."""
     cfg = model.feature_config
     noise = 0.1 * np.random.default_rng(0).standard_normal(cfg.sample_rate).astype(np.float32)
-    figures(analyse_audio(model, noise), model)
+    render(Result(analyse(model, noise, cfg.sample_rate)), VIEWS)
 
 
-def load_app(name: str | None) -> tuple[gr.Blocks, SERModel]:
-    """Load the model once and build the app around it. `name`: checkpoint folder, Hub id, or None for the
-    shipped one; a Hub model that cannot be fetched falls back to the shipped one with a notice on the page."""
-    model, notice = load_model(name)
-    if notice:
+def load_app(name: str | None, fallback: bool = False) -> tuple[gr.Blocks, SERModel]:
+    """Load the model once and build the app around it. `name`: checkpoint folder, Hub id or URL, or None for
+    the shipped one. Raises `ModelError` if it cannot be loaded, unless `fallback`: then the page serves the
+    shipped model and says so at the top (for SER_MODEL on a Space, where a failed start shows visitors nothing).
+    """
+    try:
+        model = load_model(name)
+    except ModelError as e:
+        if not fallback or not name:
+            raise
+        notice = (
+            f"The model '{name}' could not be loaded, so this page uses the shipped model instead. "
+            f"The reason: {as_sentence(str(e))}"
+        )
         log.warning(notice)
-    return build_demo(model, notice, source=None if notice else name), model
+        model = load_model(None)
+        return build_demo(model, notice), model
+    return build_demo(model, source=name), model
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--model",
-        default=os.environ.get("SER_MODEL") or None,
-        help="checkpoint folder or Hub id (default: $SER_MODEL, else checkpoints/default)",
+        default=None,
+        help="checkpoint folder, or Hub id or URL; without it $SER_MODEL is used, and if that cannot be loaded, "
+        "the shipped checkpoints/default with a notice on the page",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    hf_logging.disable_propagation()  # huggingface_hub prints its own messages; through the root logger too, twice
     try:
-        demo, model = load_app(args.model)
+        if args.model:
+            demo, model = load_app(args.model)
+        else:
+            demo, model = load_app(os.environ.get("SER_MODEL") or None, fallback=True)
     except ModelError as e:
         sys.exit(f"error: {e}")
     threading.Thread(target=warm_up, args=(model,), daemon=True).start()

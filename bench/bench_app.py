@@ -6,7 +6,7 @@ Starts `python app.py` in a subprocess (as a Space does) and measures, for a 3 s
 - time from process start to serving the page;
 - latency of `/predict` (upload + queue + decode + quality check + model + reply), p50/p95, one client;
 - throughput and latency with 8 concurrent clients, and failed requests (target: none);
-- for reference, the browser's second step (the three figures), timed in-process.
+- for reference, the browser's second step (the views registered as pictures), timed in-process.
 Every request sends a different clip: the app remembers recent uploads, and a repeat would measure that.
 Without --model and without checkpoints/default, a randomly initialised model of the default size stands in
 (same computation, meaningless answers).
@@ -98,15 +98,15 @@ def concurrent(url: str, clips: list[Path], n_clients: int) -> tuple[list[tuple[
 
 
 def figures_step(model_name: str, clip: Path, runs: int = 10) -> list[float]:
-    """Seconds to draw and encode the three figures, in-process: the browser's second step after /predict."""
+    """Seconds to draw and encode the picture views, in-process: the browser's second step after its analysis."""
     import app
 
-    model, _ = load_model(model_name)
-    result = app.analyse_upload(model, str(clip))
+    result = app.analyse_upload(load_model(model_name), str(clip))
+    pictures = [name for name, view in app.VIEWS.items() if view.picture]
     times = []
     for _ in range(runs + 1):  # the first draw loads fonts
         t = time.perf_counter()
-        for fig in app.figures(result, model):
+        for fig in app.render(result, pictures):
             fig.savefig(os.devnull, format="webp")  # what gr.Plot does with each
         times.append(time.perf_counter() - t)
     return times[1:]

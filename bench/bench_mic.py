@@ -35,6 +35,7 @@ from ser.audio import load_audio  # noqa: E402
 from ser.corpora import parse_ravdess  # noqa: E402
 from ser.evaluate import metrics  # noqa: E402
 from ser.hub import load_model  # noqa: E402
+from ser.inference import analyse  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -57,7 +58,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    model, _ = load_model(args.model)
+    model = load_model(args.model)
     unseen = unseen_actors(Path(args.model))
     if not unseen:
         sys.exit(
@@ -65,9 +66,9 @@ def main(argv=None) -> None:
             "its training data; train one that holds some out (the first command in this script's help)"
         )
     clips = pick_clips(Path(args.data_dir) / "ravdess", unseen, args.per_class)
-    heard = []  # (audio, Result) for every analysis the server ran
-    inner = app.analyse_audio
-    app.analyse_audio = lambda m, audio: heard.append((audio, inner(m, audio))) or heard[-1][1]
+    heard = []  # the Result of every analysis the server ran
+    inner = app.analyse_upload
+    app.analyse_upload = lambda *a, **k: heard.append(inner(*a, **k)) or heard[-1]
     demo = app.build_demo(model, examples=None)
     port = free_port()
     app.launch(demo, raw_mic=not args.browser_processing, server_port=port, prevent_thread_lock=True, quiet=True)
@@ -77,7 +78,7 @@ def main(argv=None) -> None:
             sr = model.feature_config.sample_rate
             for path, emotion in clips:
                 audio = load_audio(path, sr)
-                direct = inner(model, audio).analysis.label
+                direct = analyse(model, audio, sr).label
                 wav = Path(tmp) / "mic.wav"
                 sf.write(wav, np.concatenate([np.zeros(sr // 2), audio, np.zeros(4 * sr)]), sr, subtype="PCM_16")
                 n = len(heard)
@@ -88,9 +89,9 @@ def main(argv=None) -> None:
                     seconds=len(audio) / sr + 1.0,
                     until=lambda n=n: len(heard) > n,
                 )
-                captured, result = heard[-1]
+                result = heard[-1]
                 mic = result.analysis.label if result.analysis else f"error: {result.error}"
-                gain, corr = compare(audio, captured)
+                gain, corr = compare(audio, result.analysis.audio) if result.analysis else (np.nan, np.nan)
                 rows.append((emotion, direct, mic, gain, corr))
                 print(
                     f"{path.name}  {emotion:9s}  file -> {direct:9s}  mic -> {mic:9s}  gain {gain:+5.1f} dB  r {corr:.2f}"

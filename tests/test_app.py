@@ -1,4 +1,4 @@
-"""The app's handlers as plain functions, then the whole app through gradio_client: `python app.py` in a subprocess."""
+"""The app's handlers and views as plain functions, then the whole app through gradio_client: `python app.py`."""
 
 import json
 import os
@@ -14,9 +14,10 @@ import pytest
 from conftest import speech_like, write
 
 import app
-from ser import plots
+import ser.hub
+from ser import card, plots
 from ser.features import FeatureConfig, log_mel_spectrogram
-from ser.hub import load_model
+from ser.hub import ModelError, load_model
 from ser.inference import Analysis
 from ser.model import ModelConfig, SERModel
 
@@ -25,7 +26,7 @@ LABELS = ["neutral", "happy", "sad", "angry"]
 
 @pytest.fixture(scope="module")
 def model(model_dir):
-    return load_model(model_dir)[0]
+    return load_model(model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +37,19 @@ def strict_model():
 
 
 def result_with(probs: dict[str, float]) -> app.Result:
-    return app.Result(Analysis(np.zeros(16000, np.float32), np.zeros((64, 101), np.float32), probs, False))
+    audio, mel = np.zeros(16000, np.float32), np.zeros((64, 101), np.float32)
+    return app.Result(Analysis(audio, mel, probs, truncated=False, features=FeatureConfig()))
 
 
-# ----------------------------------------------------------------------------- outputs
+PICTURES = [n for n, v in app.VIEWS.items() if v.picture]
+
+
+# ----------------------------------------------------------------------------- views
 
 
 def test_speech_gives_verdict_scores_and_no_notes(model, wav):
     result = app.analyse_upload(model, str(wav))
-    assert result.error is None and result.notes == []
+    assert result.error is None and result.analysis.notes == []
     scores = app.scores(result)
     assert list(scores) == model.labels and abs(sum(scores.values()) - 1) < 1e-5
     top = max(scores, key=scores.get)
@@ -55,15 +60,14 @@ def test_speech_gives_verdict_scores_and_no_notes(model, wav):
 
 def test_waveform_has_seconds_axis(model, wav):
     result = app.analyse_upload(model, str(wav))
-    _, wave, _ = app.figures(result, model)
-    ax = wave.axes[0]
+    ax = app.waveform_chart(result).axes[0]
     assert ax.get_xlabel() == "time (s)"
     assert ax.get_xlim()[1] == pytest.approx(len(result.analysis.audio) / model.feature_config.sample_rate, rel=1e-3)
 
 
 def test_log_mel_figure_is_the_models_input(model, wav):
     result = app.analyse_upload(model, str(wav))
-    _, _, mel = app.figures(result, model)
+    mel = app.log_mel_chart(result)
     image, colorbar = mel.axes[0].images[0], mel.axes[1]
     expected = log_mel_spectrogram(result.analysis.audio, model.feature_config).numpy()
     np.testing.assert_array_equal(np.asarray(image.get_array()), expected)
@@ -72,9 +76,7 @@ def test_log_mel_figure_is_the_models_input(model, wav):
 
 
 def test_probability_chart_sorted_highlighted_with_percentages(model, wav):
-    result = app.analyse_upload(model, str(wav))
-    probs, _, _ = app.figures(result, model)
-    ax = probs.axes[0]
+    ax = app.probability_chart(app.analyse_upload(model, str(wav))).axes[0]
     widths = [bar.get_width() for bar in ax.patches]
     assert len(widths) == len(model.labels) and widths == sorted(widths)  # barh draws bottom-up: top class last
     colors = [bar.get_facecolor() for bar in ax.patches]
@@ -83,10 +85,12 @@ def test_probability_chart_sorted_highlighted_with_percentages(model, wav):
     assert len(texts) == len(model.labels) and all(t.endswith("%") for t in texts)
 
 
-def test_figures_do_not_stay_open(model, wav):
+def test_pictures_are_phone_width_figures_that_do_not_stay_open(model, wav):
+    result = app.analyse_upload(model, str(wav))
     before = set(plt.get_fignums())
-    figs = app.figures(app.analyse_upload(model, str(wav)), model)
-    assert all(isinstance(f, plt.Figure) for f in figs)
+    figs = app.render(result, PICTURES)
+    assert len(figs) == 3 and all(isinstance(f, plt.Figure) for f in figs)
+    assert all(f.get_figwidth() <= app.FIGURE_WIDTH for f in figs)
     assert set(plt.get_fignums()) == before
 
 
@@ -106,6 +110,35 @@ def test_confidence_in_words(probs, words):
     assert ("unsure" in text) == (words in ("unsure", "no emotion stands out"))
 
 
+# ----------------------------------------------------------------------------- the registry of views
+
+
+def test_every_view_renders_nothing_yet_an_error_and_an_analysis(model, tmp_path):
+    """The contract a new view signs: a value for the empty Result, an error, and an analysis; no figure left open."""
+    analysed = app.analyse_upload(model, str(write(tmp_path / "loud.wav", np.clip(speech_like() * 8, -1, 1))))
+    before = set(plt.get_fignums())
+    for name, view in app.VIEWS.items():
+        empty, failed, shown = (view.render(r) for r in (app.Result(), app.Result(error="x"), analysed))
+        assert shown not in (None, ""), name
+        if name != "verdict":
+            assert empty in (None, "") and failed in (None, ""), name
+    assert app.verdict(app.Result()) == app.START and "Cannot analyse" in app.verdict(app.Result(error="x"))
+    assert set(plt.get_fignums()) == before
+
+
+def test_the_page_is_built_from_the_registry(model):
+    config = app.build_demo(model, examples=None).get_config_file()
+    ids = {c["props"].get("elem_id") for c in config["components"]}
+    assert {"verdict", "notes", "probabilities", "scores", "waveform", "log-mel"} <= ids
+    tabs = [c["props"]["label"] for c in config["components"] if c["type"] == "tabitem"]
+    assert tabs == [*dict.fromkeys(v.tab for v in app.VIEWS.values() if v.tab), "About the model"]
+    (predict,) = [d for d in config["dependencies"] if d["api_name"] == "predict"]
+    by_id = {c["id"]: c["props"].get("elem_id") for c in config["components"]}
+    assert [by_id[i] for i in predict["outputs"]] == ["verdict", "scores", "notes"]  # gradio_client relies on it
+    assert predict["targets"] == []  # API only: the page's own events keep the session's results
+    assert all(by_id[i] for i in predict["inputs"] + predict["outputs"])  # no gr.State: API calls keep nothing
+
+
 # ----------------------------------------------------------------------------- input quality
 
 
@@ -113,7 +146,7 @@ def test_no_audio(model):
     for missing in (None, ""):
         result = app.analyse_upload(model, missing)
         assert result.error == app.NO_AUDIO and app.scores(result) is None
-        assert app.figures(result, model) == (None, None, None)
+        assert app.render(result, PICTURES) == [None, None, None]
         assert "No audio" in app.verdict(result)
 
 
@@ -133,23 +166,22 @@ def test_clipped_is_analysed_with_a_warning(model, tmp_path):
     loud = np.clip(speech_like() * 8, -1, 1)
     result = app.analyse_upload(model, str(write(tmp_path / "loud.wav", loud)))
     assert result.analysis is not None
-    assert len(result.notes) == 1 and "clipped" in result.notes[0] and "clipped" in app.notes(result)
+    assert len(result.analysis.notes) == 1 and "clipped" in result.analysis.notes[0] and "clipped" in app.notes(result)
 
 
 def test_very_quiet_is_analysed_with_a_warning(model, tmp_path):
     quiet = speech_like() * 0.02  # peaks near -40 dBFS
     result = app.analyse_upload(model, str(write(tmp_path / "quiet.wav", quiet)))
     assert result.analysis is not None
-    assert len(result.notes) == 1 and "very quiet" in result.notes[0]
+    assert len(result.analysis.notes) == 1 and "very quiet" in result.analysis.notes[0]
 
 
 def test_very_long_analyses_the_models_maximum(strict_model, tmp_path):
     result = app.analyse_upload(strict_model, str(write(tmp_path / "long.wav", speech_like(6.0))))
     assert result.analysis is not None and result.analysis.truncated
-    assert len(result.notes) == 1 and "only the first 4 s" in result.notes[0]
+    assert len(result.analysis.notes) == 1 and "only the first 4 s" in result.analysis.notes[0]
     assert len(result.analysis.audio) == 4 * strict_model.feature_config.sample_rate
-    _, wave, _ = app.figures(result, strict_model)
-    assert "first 4 s" in wave.axes[0].get_title()
+    assert "first 4 s" in app.waveform_chart(result).axes[0].get_title()
 
 
 @pytest.mark.parametrize(
@@ -180,7 +212,8 @@ def test_uploads_are_deleted_once_read_and_reanalysis_still_works(model, tmp_pat
     first = app.analyse_upload(model, str(upload), recent)
     assert first.analysis is not None and not upload.exists() and not upload.parent.exists()
     assert app.analyse_upload(model, str(upload), recent) is first  # Analyse pressed again
-    assert app.analyse_upload(model, str(upload)).error == app.GONE  # no memory of it: says why
+    assert app.analyse_upload(model, str(upload), app.RecentResults()).error == app.GONE  # another visitor
+    assert app.analyse_upload(model, str(upload)).error == app.GONE  # the API keeps nothing: says why
 
 
 def test_example_clips_are_kept(model, tmp_path, monkeypatch):
@@ -198,7 +231,24 @@ def test_recent_results_are_bounded():
     recent = app.RecentResults(size=2)
     for key in "abc":
         recent.put(key, app.Result(error=key))
-    assert recent.get("a") is None and recent.get("c").error == "c"
+    assert recent.get("a") is None and recent.get("b").error == "b" and recent.get("c").error == "c"
+
+
+def test_each_visitor_keeps_their_own_recent_results(model, tmp_path, monkeypatch):
+    """The page's analysis keeps results in the visitor's session: a busy stranger never evicts them."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    demo = app.build_demo(model, examples=None)
+    on_analyse = next(f.fn for f in demo.fns.values() if f.name == "on_analyse")  # what the Analyse button runs
+    mine = write(tmp_path / "gradio" / "a1" / "mine.wav", speech_like())
+    first, *_, alice = on_analyse(str(mine), None)
+    stranger = None
+    for i in range(3 * app.RECENT):
+        *_, stranger = on_analyse(str(write(tmp_path / "gradio" / f"b{i}" / "x.wav", speech_like(seed=i))), stranger)
+    assert not mine.exists() and stranger is not alice
+    again, *_ = on_analyse(str(mine), alice)  # Analyse pressed again on the upload, deleted since
+    assert again == first and "%" in again
+    assert on_analyse(str(mine), stranger)[0].endswith(app.GONE)
+    assert len(stranger.items) == app.RECENT  # bounded
 
 
 # ----------------------------------------------------------------------------- about the model
@@ -216,43 +266,41 @@ METRICS = {
     },  # fmt: skip
     "leave_one_corpus_out": {"emodb": {"uar": 0.42, "accuracy": 0.45, "labels": LABELS, "trained_on": ["ravdess"]}},
 }
-CARD = "---\nlicense: other\n---\n# Card\n\n## Training data\n- RAVDESS\n\n## Limitations\n- Acted speech only.\n"
+CARD = "---\nlicense: other\n---\n# Card\n\nOur own words.\n"
 
 
 def test_about_renders_metrics_card_and_confusion(model, tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(METRICS))
     (tmp_path / "README.md").write_text(CARD)
-    files = {n: tmp_path / n for n in ("metrics.json", "README.md")}
-    summary, card, metrics = app.about_markdown(model, "user/model", files)
-    for text in (*model.labels, "61.0 ± 4.0 %", "42.0 %", "ravdess", "emodb", "Acted speech only", "No speaker"):
+    (tmp_path / "train_config.json").write_text(json.dumps({"data": ["ravdess=/data/ravdess", "/my/own"]}))
+    files = {n: tmp_path / n for n in ("metrics.json", "README.md", "train_config.json")}
+    summary, body, metrics = app.about_markdown(model, "user/model", files)
+    for text in (*model.labels, "61.0 ± 4.0 %", "42.0 %", "Speaker-independent", "Livingstone", "own recordings"):
         assert text in summary
-    assert not card.startswith("---") and card.startswith("# Card")
+    assert card.results_markdown(METRICS, level=4) in summary  # the model card's own tables, not a paraphrase
+    assert card.limitations() in summary
+    assert body == "# Card\n\nOur own words."  # the whole card, without its metadata
     (fig,) = app.confusion_figures(metrics)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == LABELS
 
 
 def test_about_without_metrics_or_card(model, model_dir):
-    files = app.model_files(model, str(model_dir))
-    assert "metrics.json" not in files
-    summary, _, metrics = app.about_markdown(model, str(model_dir), files)
+    files = app.checkpoint_files(model)
+    assert model.source_dir == model_dir and "metrics.json" not in files
+    summary, body, metrics = app.about_markdown(model, str(model_dir), files)
     assert "no metrics.json" in summary and "Limitations" in summary and metrics == {}
     assert app.confusion_figures(metrics) == []
-    summary, card, _ = app.about_markdown(model, str(model_dir), {})
-    assert card == "" and "Not documented" in summary and "decide about people" in summary
+    summary, body, _ = app.about_markdown(model, str(model_dir), {})
+    assert body == "" and "Not documented" in summary and "decide about people" in summary
 
 
 def test_about_with_validation_only(model):
     val = {"emodb": {"accuracy": 0.3, "uar": 0.35, "labels": LABELS, "confusion": np.eye(4, dtype=int).tolist()}}
-    assert "35.0 %" in app.results_markdown({"validation": val})
+    assert "35.0 %" in card.results_markdown({"validation": val})
     assert len(app.confusion_figures({"validation": val})) == 1
 
 
-def test_card_section():
-    assert app.card_section(CARD, "Limitations") == "- Acted speech only."
-    assert app.card_section(CARD, "Intended use") == ""
-
-
-# ----------------------------------------------------------------------------- the Blocks app
+# ----------------------------------------------------------------------------- the Blocks app and its model
 
 
 def _config(demo) -> str:
@@ -267,27 +315,26 @@ def test_examples_appear_when_the_folder_has_audio(model, tmp_path, monkeypatch)
     assert "Examples: click one" not in _config(app.build_demo(model, examples=tmp_path / "empty"))
 
 
-def test_notice_is_shown(model):
-    assert "could not load" in _config(app.build_demo(model, notice="could not load 'x/y' from the Hub"))
+def test_unusable_ser_model_falls_back_with_a_visible_notice(model_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(ser.hub, "DEFAULT_MODEL", Path(model_dir))  # the shipped model
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    demo, model = app.load_app("runs/heldot", fallback=True)  # as SER_MODEL on a Space
+    assert model.source_dir == Path(model_dir)
+    config = _config(demo)
+    assert "Model notice" in config and "runs/heldot" in config and "shipped model instead" in config
+    notice = next(c["props"]["value"] for c in demo.get_config_file()["components"] if "Model notice" in str(c))
+    assert notice.endswith(".") and "\n" not in notice  # whole sentences, never cut mid-word
 
 
-def test_unreachable_hub_model_falls_back_with_a_visible_notice(model_dir, monkeypatch):
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as if the Hub cannot be reached
-    monkeypatch.setattr("ser.hub.DEFAULT_MODEL", Path(model_dir))  # the shipped model
-    demo, model = app.load_app("nobody/no-such-model")
-    assert model.labels == LABELS
-    _, notice = load_model("nobody/no-such-model")  # ser's own wording of the fallback
-    assert notice and "nobody/no-such-model" in notice
-    assert "Model notice" in _config(demo) and json.dumps(notice)[1:-1] in _config(demo)
-
-
-def test_missing_model_is_one_line(tmp_path):
+def test_missing_model_given_on_the_command_line_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("SER_MODEL", raising=False)
     with pytest.raises(SystemExit) as e:
         app.main(["--model", str(tmp_path / "nope")])
     message = str(e.value)  # ModelError's own one-line wording, not a traceback
     assert message.startswith("error: ") and str(tmp_path / "nope") in message and "\n" not in message
+    with pytest.raises(ModelError):
+        app.load_app(str(tmp_path / "nope"))  # no fallback unless asked for
 
 
 # ----------------------------------------------------------------------------- `python app.py` + gradio_client

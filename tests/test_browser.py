@@ -49,7 +49,7 @@ def server(model_dir, tmp_path_factory):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         write(tmp / "examples" / "example_voice.wav", speech_like(2.5, f0=200, seed=1))
-        demo = app.build_demo(load_model(model_dir)[0], examples=tmp / "examples")
+        demo = app.build_demo(load_model(model_dir), examples=tmp / "examples")
         app.launch(demo, server_port=port, prevent_thread_lock=True, quiet=True)
         try:
             yield f"http://127.0.0.1:{port}/", uploads
@@ -59,26 +59,38 @@ def server(model_dir, tmp_path_factory):
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Names of the app's handlers as the in-process server runs them: proof that a click reached the server."""
+    """What the in-process server ran, in order: ("analysed", Result) for each analysis and ("drawn", names) for
+    each rendering of the pictures; proof that a click reached the server."""
     seen = []
-    for name in ("analyse_upload", "figures"):
-        original = getattr(app, name)
-        monkeypatch.setattr(app, name, lambda *a, _f=original, _n=name, **k: seen.append(_n) or _f(*a, **k))
+    analyse_upload, render = app.analyse_upload, app.render
+
+    def analysed(*a, **k):
+        seen.append(("analysed", result := analyse_upload(*a, **k)))
+        return result
+
+    def rendered(result, names):
+        names = list(names)
+        if "log_mel" in names and len(names) < len(app.VIEWS):  # the pictures step, not the Clear button
+            seen.append(("drawn", names))
+        return render(result, names)
+
+    monkeypatch.setattr(app, "analyse_upload", analysed)
+    monkeypatch.setattr(app, "render", rendered)
     return seen
 
 
-def click_and_wait(page, calls: list[str], target) -> None:
-    """Click `target` and wait until the server has analysed and drawn the figures (which follow the verdict)."""
-    n = calls.count("figures")
+def click_and_wait(page, calls: list, target) -> None:
+    """Click `target` and wait until the server has analysed and drawn the pictures (which follow the verdict)."""
+    n = len([c for c in calls if c[0] == "drawn"])
     target.click()
     for _ in range(TIMEOUT_MS // 100):
-        if calls.count("figures") > n:
+        if len([c for c in calls if c[0] == "drawn"]) > n:
             return
         page.wait_for_timeout(100)
-    raise AssertionError(f"clicking {target} ran no analysis (server calls: {calls})")
+    raise AssertionError(f"clicking {target} ran no analysis (server calls: {[c[0] for c in calls]})")
 
 
-def analyse_and_wait(page, calls: list[str]) -> None:
+def analyse_and_wait(page, calls: list) -> None:
     click_and_wait(page, calls, page.get_by_role("button", name="Analyse"))
 
 
@@ -138,14 +150,11 @@ def test_upload_and_analyse(playwright, server, calls, tmp_path):
         browser.close()
 
 
-def test_record_from_microphone_and_analyse(playwright, server, calls, tmp_path, monkeypatch):
+def test_record_from_microphone_and_analyse(playwright, server, calls, tmp_path):
     """Chromium plays a quiet WAV into a fake microphone; the app gets it at its own level, unprocessed."""
     url, _ = server
     source = np.tile(speech_like(2.0, f0=180, energy=0.05), 3)
     voice = write(tmp_path / "mic.wav", source, subtype="PCM_16")
-    heard = []
-    inner = app.analyse_audio
-    monkeypatch.setattr(app, "analyse_audio", lambda m, audio: heard.append(audio) or inner(m, audio))
     mic = [
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
@@ -164,7 +173,8 @@ def test_record_from_microphone_and_analyse(playwright, server, calls, tmp_path,
         assert expect_result(page, ["neutral", "happy", "sad", "angry"]) == first
         page.screenshot(path=Path(tmp_path) / "microphone.png", full_page=True)
         # Without app.RAW_MIC the browser's gain control lifts this quiet voice by 10 dB or more.
-        captured = heard[0][len(heard[0]) // 4 : -len(heard[0]) // 4]
+        heard = next(result.analysis.audio for kind, result in calls if kind == "analysed")
+        captured = heard[len(heard) // 4 : -len(heard) // 4]
         gain_db = 20 * np.log10(np.std(captured) / np.std(source))
         assert abs(gain_db) < 2, f"the browser changed the microphone level by {gain_db:+.1f} dB"
         tracks = page.evaluate(
