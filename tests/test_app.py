@@ -294,6 +294,16 @@ def test_about_without_metrics_or_card(model, model_dir):
     assert body == "" and "Not documented" in summary and "decide about people" in summary
 
 
+def test_results_tables_list_every_corpus_in_the_metrics():
+    corpora = ["ravdess", "emodb", "ased", "nemo", "emospeech"]
+    m = {"accuracy": 0.5, "uar": 0.45, "chance_uar": 1 / 6, "labels": LABELS}
+    loco = {c: {**m, "trained_on": [o for o in corpora if o != c]} for c in corpora}
+    text = card.results_markdown({"leave_one_corpus_out": loco})
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "45.0 %" in line]
+    assert len(rows) == 5 and all(f"| {c} |" in text for c in corpora)
+    assert "ravdess + emodb + ased + nemo" in text and "Cross-validation" not in text
+
+
 def test_about_with_validation_only(model):
     val = {"emodb": {"accuracy": 0.3, "uar": 0.35, "labels": LABELS, "confusion": np.eye(4, dtype=int).tolist()}}
     assert "35.0 %" in card.results_markdown({"validation": val})
