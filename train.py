@@ -14,14 +14,16 @@ Under torchrun the same command trains with DistributedDataParallel: `torchrun -
 import argparse
 import dataclasses
 import json
+import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
 from ser.corpora import PARSERS, parse_data_arg
 from ser.data import Clips, load_corpus
 from ser.hub import ModelError, push
-from ser.training import TrainConfig, check_jobs, main_process, plan, run, save_checkpoint
+from ser.training import TrainConfig, check_jobs, main_process, plan, resolved_config, run, save_checkpoint
 
 NOT_FLAGS = {"labels", "temperature", "features"}  # set by the data, by calibration, and by FeatureConfig's defaults
 
@@ -67,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="fits to run at once in separate processes, sharing the threads")
     p.add_argument("--cache-dir", default=".cache/ser", help="decoded-audio cache ('' to disable)")
     p.add_argument("--push-to-hub", metavar="USER/NAME", help="upload the checkpoint folder after training")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a run that was killed: finished fits are loaded, the others go on from their last epoch",
+    )
     p.add_argument("--no-augment", action="store_true", help="train on clean crops only (no room/noise/voice changes)")
     add_config_flags(p, TrainConfig())
     return p
@@ -98,6 +105,29 @@ def load(data_args: list[str], cfg: TrainConfig, cache_dir: str) -> Clips:
     return clips
 
 
+def prepare_state(args: argparse.Namespace, cfg: TrainConfig) -> Path:
+    """The folder where this run's fits save their state after every epoch (`<out>.state`), checked against
+    `--resume`: a new run never mixes with an old one's state, and a resumed run must be the same run."""
+    state_dir = Path(args.out).with_name(Path(args.out).name + ".state")
+    plan_args = {"folds": args.folds, "cross_corpus": args.cross_corpus, "exclude": args.exclude}
+    this = json.loads(json.dumps({**resolved_config(cfg, args.data), **plan_args}))
+    saved = state_dir / "run.json"
+    if args.resume and saved.exists():
+        if json.loads(saved.read_text()) != this:
+            raise ValueError(
+                f"the state in '{state_dir}' is from a run with other settings; delete it or repeat that run's command"
+            )
+    elif state_dir.exists() and not args.resume:
+        raise ValueError(
+            f"an interrupted run left its state in '{state_dir}': add --resume to continue it, or delete it"
+        )
+    elif args.resume:
+        print(f"nothing to resume in '{state_dir}': starting from the beginning")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(this, indent=2))
+    return state_dir
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
@@ -115,12 +145,19 @@ def main(argv=None) -> int:
     except ValueError as e:  # bad input or a plan that cannot work; bugs inside a fit keep their traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
-    result = run(clips, todo, cfg, tests, args.jobs, log)
+    try:  # under torchrun every rank would race for the state; such runs start afresh
+        state_dir = prepare_state(args, cfg) if int(os.environ.get("WORLD_SIZE", "1")) == 1 else None
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    result = run(clips, todo, cfg, tests, args.jobs, log, state_dir)
     if not main_process():
         return 0
     result.metrics["command"] = "python train.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     out = Path(args.out)
     save_checkpoint(result.model, out, cfg, args.data, result.metrics)
+    if state_dir is not None:
+        shutil.rmtree(state_dir, ignore_errors=True)  # the run is complete: nothing left to resume
     for corpus, m in result.metrics.get("cross_validation", {}).items():
         print(f"cross-validation {corpus}: UAR {m['uar']['mean']:.3f} ± {m['uar']['std']:.3f}")
     for corpus, m in result.metrics.get("leave_one_corpus_out", {}).items():

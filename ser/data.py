@@ -8,6 +8,7 @@ channel augmentations that must come before the spectrogram.
 import hashlib
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,10 +65,13 @@ def load_corpus(root: Path, corpus: str, cfg: FeatureConfig, cache_dir: Path | N
         raise ValueError(f"no usable '{corpus}' files under '{root}'; check the NAME=PATH pair and the file names")
     cache = Path(cache_dir) / f"{corpus}-{_cache_key(items, cfg)}.npz" if cache_dir else None
     if cache and cache.exists():
-        z = np.load(cache, allow_pickle=False)
-        meta = json.loads(str(z["meta"]))
-        audio = _from_pcm16(z["audio"], meta["lengths"])
-        return Clips(audio, meta["emotions"], meta["speakers"], [corpus] * len(audio), meta["paths"])
+        try:
+            z = np.load(cache, allow_pickle=False)
+            meta = json.loads(str(z["meta"]))
+            audio = _from_pcm16(z["audio"], meta["lengths"])
+            return Clips(audio, meta["emotions"], meta["speakers"], [corpus] * len(audio), meta["paths"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            log(f"{corpus}: the decoded-audio cache '{cache}' is damaged ({type(e).__name__}); decoding again")
     kept, audio, bad = [], [], []
     for it in tqdm(items, desc=f"decoding {corpus}", unit="clip", leave=False):
         try:

@@ -20,7 +20,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import augment, plots
+from . import augment, plots, resume
 from .augment import AugmentConfig
 from .corpora import EMOTIONS
 from .data import Clips, crop, speaker_folds, split_by_speaker, validation_speakers
@@ -123,12 +123,14 @@ def fit(
     labels: list[str] | None = None,
     log=print,
     on_epoch=None,
+    state: Path | None = None,
 ) -> tuple[SERModel, dict]:
     """Train on `train` for `cfg.steps` steps, early-stop and calibrate on `val` (disjoint speakers).
 
     Returns (model, history). With no `val` clips the whole schedule runs, the last weight-averaged model is kept
     and its temperature stays 1 (`calibrate_folds` can fit one from cross-validation). `on_epoch(epoch, model,
-    row)`, if given, is called after every epoch with the weight-averaged model and that epoch's history row."""
+    row)`, if given, is called after every epoch with the weight-averaged model and that epoch's history row.
+    `state`: a file the fit saves itself to after every epoch and, when it exists, continues from."""
     rank, world = _dist()
     device = _device()
     if cfg.threads:
@@ -145,9 +147,11 @@ def fit(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
     ac = cfg.augment
     ema = copy.deepcopy(model).eval()  # weight average over steps: steadier validation, better generalisation
-    best, step = {"uar": -1.0, "epoch": 0, "state": None}, 0
-    history = []
-    for epoch in range(cfg.epochs):
+    best, step, history, start = {"uar": -1.0, "epoch": 0, "state": None}, 0, [], 0
+    if state is not None and state.exists():
+        start, step, history, best = _restore_fit(state, model, ema, opt, sched)
+        log(f"resuming after epoch {start} from {state}")
+    for epoch in range(start, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])  # same draw on every rank
         order = rng.choice(len(y), size=(cfg.steps_per_epoch, cfg.batch_size), replace=True, p=weights)
         rng_rank = np.random.default_rng([cfg.seed, epoch, rank])
@@ -187,6 +191,8 @@ def fit(
         if rank == 0:
             val_text = f"  val UAR {row['val_uar']:.3f}  acc {row['val_accuracy']:.3f}" if len(val) else ""
             log(f"epoch {epoch + 1:3d}  loss {row['loss']:.3f}{val_text}  ({time.time() - t0:.0f} s)")
+        if state is not None and rank == 0:
+            _save_fit(state, model, ema, opt, sched, step, history, best)
         if on_epoch is not None:
             on_epoch(epoch + 1, ema, history[-1])
     model.load_state_dict(best["state"])
@@ -195,6 +201,32 @@ def fit(
         model.config.temperature = fit_temperature(clip_logits(model, val, device), target)
     model.to("cpu").eval()
     return model, {"history": history, "best_epoch": best["epoch"], "best_val_uar": best["uar"]}
+
+
+def _save_fit(path: Path, model, ema, opt, sched, step: int, history: list, best: dict) -> None:
+    opt_tensors, opt_meta = resume.pack_optimizer(opt)
+    tensors = {**resume.prefixed("model", model.state_dict()), **resume.prefixed("ema", ema.state_dict())}
+    tensors.update(opt_tensors, rng=torch.get_rng_state())
+    if best["uar"] is not None:  # with validation speakers, the best epoch's weights so far
+        tensors.update(resume.prefixed("best", best["state"]))
+    meta = {"step": step, "history": history, "best_uar": best["uar"], "best_epoch": best["epoch"]}
+    resume.save_state(path, tensors, {**meta, **opt_meta, "scheduler": sched.state_dict()})
+
+
+def _restore_fit(path: Path, model, ema, opt, sched) -> tuple[int, int, list, dict]:
+    """Load what `_save_fit` wrote into the fresh objects; returns (epochs done, step, history, best)."""
+    tensors, meta = resume.load_state(path)
+    model.load_state_dict(resume.unprefixed("model", tensors))
+    ema.load_state_dict(resume.unprefixed("ema", tensors))
+    resume.unpack_optimizer(opt, tensors, meta)
+    sched.load_state_dict(meta["scheduler"])
+    torch.set_rng_state(tensors["rng"])
+    history = meta["history"]
+    if meta["best_uar"] is None:
+        best = {"uar": None, "epoch": len(history), "state": ema.state_dict()}
+    else:
+        best = {"uar": meta["best_uar"], "epoch": meta["best_epoch"], "state": resume.unprefixed("best", tensors)}
+    return len(history), meta["step"], history, best
 
 
 def sampling_weights(clips: Clips, corpus_weights: dict[str, float]) -> np.ndarray:
@@ -326,12 +358,30 @@ def _init_worker(clips: Clips) -> None:
     _WORKER["clips"] = clips
 
 
-def _fit_task(task: Task, cfg: TrainConfig, fc: FeatureConfig, clips: Clips | None = None, log=None) -> FitResult:
+def _fit_task(
+    task: Task, cfg: TrainConfig, fc: FeatureConfig, clips: Clips | None = None, log=None, state_dir: Path | None = None
+) -> FitResult:
     clips = clips if clips is not None else _WORKER["clips"]
     log = log or (lambda msg: print(f"[{task.name}] {msg}", flush=True))
-    t0 = time.time()
-    model, history = fit(clips.subset(task.train), clips.subset(task.val), cfg, fc, task.labels, log)
-    history["seconds"] = time.time() - t0
+    slug = task.name.replace(" ", "-")
+    done = state_dir / f"{slug}.done.safetensors" if state_dir else None
+    if done is not None and done.exists():  # finished before the run was interrupted
+        tensors, meta = resume.load_state(done)
+        model = SERModel(ModelConfig(**meta["config"]))
+        model.load_state_dict(resume.unprefixed("model", tensors))
+        model.eval()
+        history = meta["history"]
+        log("finished in an earlier run; loaded")
+    else:
+        t0 = time.time()
+        state = state_dir / f"{slug}.safetensors" if state_dir else None
+        model, history = fit(clips.subset(task.train), clips.subset(task.val), cfg, fc, task.labels, log, state=state)
+        history["seconds"] = time.time() - t0
+        if done is not None:
+            resume.save_state(
+                done, resume.prefixed("model", model.state_dict()), {"config": asdict(model.config), "history": history}
+            )
+            state.unlink(missing_ok=True)
     tested = evaluate_split(model, clips.subset(task.test)) if task.test else {}
     for corpus, m in tested.items():  # logged as each fit ends, so a long run's figures are never lost
         log(f"tested on {corpus}: UAR {m['uar']:.3f} ({len(m['labels'])} classes, {m['n']} clips)")
@@ -345,21 +395,29 @@ def check_jobs(jobs: int) -> None:
 
 
 def run_fits(
-    clips: Clips, tasks: list[Task], cfg: TrainConfig, fc: FeatureConfig, jobs: int = 1, log=print
+    clips: Clips,
+    tasks: list[Task],
+    cfg: TrainConfig,
+    fc: FeatureConfig,
+    jobs: int = 1,
+    log=print,
+    state_dir: Path | None = None,
 ) -> list[FitResult]:
     """Run every task, `jobs` at a time in separate processes that share the CPU threads between them.
 
-    Fits are seeded: with the same threads per fit, the results do not depend on `jobs`.
+    Fits are seeded: with the same threads per fit, the results do not depend on `jobs`. With `state_dir`, each
+    fit saves its state there after every epoch, and a fit already finished or begun there is continued.
     """
     check_jobs(jobs)
     if jobs <= 1 or len(tasks) <= 1:
-        return [_fit_task(t, cfg, fc, clips, log) for t in tasks]
+        return [_fit_task(t, cfg, fc, clips, log, state_dir) for t in tasks]
     jobs = min(jobs, len(tasks))
     worker_cfg = dataclasses.replace(cfg, threads=max(1, (cfg.threads or torch.get_num_threads()) // jobs))
     log(f"running {len(tasks)} fits, {jobs} at a time with {worker_cfg.threads} thread(s) each")
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started its thread pool
+    n = len(tasks)
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(clips,)) as pool:
-        return list(pool.map(_fit_task, tasks, [worker_cfg] * len(tasks), [fc] * len(tasks)))
+        return list(pool.map(_fit_task, tasks, [worker_cfg] * n, [fc] * n, [None] * n, [None] * n, [state_dir] * n))
 
 
 def calibrate_folds(results: list[FitResult], clips: Clips, log=print) -> float:
@@ -419,12 +477,20 @@ def main_process() -> bool:
     return _dist()[0] == 0
 
 
-def run(clips: Clips, todo: Plan, cfg: TrainConfig, tests: Clips | None = None, jobs: int = 1, log=print) -> RunResult:
+def run(
+    clips: Clips,
+    todo: Plan,
+    cfg: TrainConfig,
+    tests: Clips | None = None,
+    jobs: int = 1,
+    log=print,
+    state_dir: Path | None = None,
+) -> RunResult:
     """Run a `plan`'s fits, calibrate the final model (on its validation speakers, else on the cross-validation
-    folds' test speakers) and gather the metrics."""
+    folds' test speakers) and gather the metrics. `state_dir`: where fits save and resume their state."""
     fc, t0 = cfg.model.features, time.time()
     final, cv = todo.final, todo.cv
-    results = run_fits(clips, [final, *cv, *todo.loco], cfg, fc, jobs, log)  # the longest fit first
+    results = run_fits(clips, [final, *cv, *todo.loco], cfg, fc, jobs, log, state_dir)  # the longest fit first
     (final_fit,), cv_results, loco_results = results[:1], results[1 : 1 + len(cv)], results[1 + len(cv) :]
     model = final_fit.model
     if cv and not final.val:  # no validation speakers: calibrate on the folds' held-out speakers instead

@@ -373,3 +373,66 @@ def test_a_held_out_corpus_sharing_no_class_is_a_one_line_error(trained, corpus,
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after the decoding progress bar
     assert err == "error: cannot test on emodb without it: none of its classes (happy) is in the other corpora"
     assert not (tmp_path / "o").exists()
+
+
+def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(trained, corpus, tmp_path, monkeypatch):
+    """The fit is killed after its 3rd of 5 epochs (the state was saved atomically after each), then resumed."""
+    _, _, cache = trained
+    argv = ["--data", f"folder={corpus}", "--cache-dir", str(cache), "--epochs", "5", "--folds", "2", *SMALL]
+    assert train.main([*argv, "--out", str(tmp_path / "whole")]) == 0
+    assert not (tmp_path / "whole.state").exists()  # removed once the checkpoint is written
+
+    real_fit, calls = ser.training.fit, []
+
+    def fit_killed_in_second_fold(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the final model finished; the first fold dies after epoch 3
+
+            def die(epoch, model, row):
+                if epoch == 3:
+                    raise KeyboardInterrupt
+
+            kwargs["on_epoch"] = die
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(ser.training, "fit", fit_killed_in_second_fold)
+    with pytest.raises(KeyboardInterrupt):
+        train.main([*argv, "--out", str(tmp_path / "killed")])
+    state = tmp_path / "killed.state"
+    assert sorted(p.name for p in state.iterdir()) == ["final.done.safetensors", "fold-1.safetensors", "run.json"]
+    assert not (tmp_path / "killed").exists()
+    monkeypatch.setattr(ser.training, "fit", real_fit)
+
+    assert train.main([*argv, "--out", str(tmp_path / "killed")]) == 2  # never mixes an old state into a new run
+    assert train.main([*argv, "--out", str(tmp_path / "killed"), "--resume"]) == 0
+    whole, resumed = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("whole", "killed"))
+    for key in ("cross_validation", "validation"):
+        assert json.dumps(resumed[key], sort_keys=True) == json.dumps(whole[key], sort_keys=True)
+    assert (tmp_path / "whole" / "model.safetensors").read_bytes() == (
+        tmp_path / "killed" / "model.safetensors"
+    ).read_bytes()
+
+
+def test_a_damaged_resume_state_is_a_clear_error(tmp_path):
+    from ser.resume import StateError, load_state, save_state
+
+    path = tmp_path / "fit.safetensors"
+    save_state(path, {"w": torch.ones(3)}, {"epoch": 1})
+    tensors, meta = load_state(path)
+    assert torch.equal(tensors["w"], torch.ones(3)) and meta == {"epoch": 1}
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(StateError, match="damaged .* delete it"):
+        load_state(path)
+
+
+def test_a_damaged_cache_entry_is_rebuilt(corpus, tmp_path):
+    fc = ser.data.FeatureConfig()
+    first = ser.data.load_corpus(corpus, "folder", fc, tmp_path)
+    (entry,) = tmp_path.iterdir()
+    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])  # a disk-full or killed write elsewhere
+    messages = []
+    again = ser.data.load_corpus(corpus, "folder", fc, tmp_path, log=messages.append)
+    assert "damaged" in messages[0] and "decoding again" in messages[0]
+    assert all(np.array_equal(a, b) for a, b in zip(first.audio, again.audio, strict=True))
+    assert ser.data.load_corpus(corpus, "folder", fc, tmp_path, log=messages.append).paths == first.paths
+    assert len(messages) == 1  # rebuilt once, read from the cache after that
