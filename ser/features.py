@@ -23,7 +23,7 @@ class FeatureConfig:
     fmin: float = 50.0  # below the lowest male F0; drops mains hum and rumble
     fmax: float = 8000.0  # Nyquist at 16 kHz
     top_db: float = 80.0  # dynamic range kept below each clip's loudest bin (a fixed noise floor)
-    clip_seconds: float = 3.0  # training crop; inference takes any length (global pooling over time)
+    clip_seconds: float = 2.0  # training crop (most corpus clips are 2-4 s); inference takes any length
     min_seconds: float = 0.5  # shorter audio carries too little prosody to judge
     max_seconds: float = 30.0  # longer input is cut to this for prediction
     trim_db: float = 30.0  # leading/trailing silence quieter than peak - trim_db is removed
