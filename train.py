@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ser.corpora import PARSERS, parse_data_arg
+from ser.corpora import PARSERS, parse_data_arg, scan
 from ser.data import Clips, load_corpus
 from ser.hub import ModelError, push
 from ser.training import TrainConfig, check_jobs, main_process, plan, resolved_config, run, save_checkpoint
@@ -95,12 +95,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return cfg
 
 
-def load(data_args: list[str], cfg: TrainConfig, cache_dir: str) -> Clips:
+def load(data_args: list[str], cfg: TrainConfig, cache_dir: str, report: dict | None = None) -> Clips:
+    """Every --data corpus, decoded (or read from the cache) and joined; `report` gets each one's file counts."""
     clips = None
     for arg in data_args:
         name, root = parse_data_arg(arg)
         part = load_corpus(root, name, cfg.model.features, cache_dir or None)
         print(f"{name}: {len(part)} clips, {len(set(part.speakers))} speakers, emotions {sorted(set(part.emotions))}")
+        if report is not None:
+            named, unnamed = scan(root, name)
+            report[name] = {"used": len(part), "speakers": len(set(part.speakers)), "unlabelled_or_other_emotion": len(unnamed), "unusable_audio": len(named) - len(part)}  # fmt: skip
         clips = part if clips is None else clips + part
     return clips
 
@@ -138,7 +142,8 @@ def main(argv=None) -> int:
         return 2
     log = print if main_process() else (lambda *a, **k: None)
     try:
-        clips = load(args.data, cfg, args.cache_dir)
+        data_report: dict = {}
+        clips = load(args.data, cfg, args.cache_dir, data_report)
         tests = load(args.test, cfg, args.cache_dir) if args.test else None
         exclude = {s.strip() for s in args.exclude.split(",") if s.strip()}
         todo = plan(clips, cfg, args.folds, args.cross_corpus, exclude, log)
@@ -153,6 +158,7 @@ def main(argv=None) -> int:
     result = run(clips, todo, cfg, tests, args.jobs, log, state_dir)
     if not main_process():
         return 0
+    result.metrics["data"] = data_report
     result.metrics["command"] = "python train.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     out = Path(args.out)
     save_checkpoint(result.model, out, cfg, args.data, result.metrics)

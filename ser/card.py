@@ -37,6 +37,21 @@ def training_data(data_args: list[str]) -> str:
     return "\n".join(f"- {LICENCES.get(c, c)}" for c in corpora_of(data_args))
 
 
+def data_markdown(metrics: dict) -> str:
+    """Clips and speakers of each training corpus, and what was left out, from metrics.json ('' if unrecorded)."""
+    data = metrics.get("data") or {}
+    rows = [[c, str(d["used"]), str(d["speakers"]), str(d["unusable_audio"]), str(d["unlabelled_or_other_emotion"])]
+            for c, d in data.items()]  # fmt: skip
+    header = [
+        "corpus",
+        "clips used",
+        "speakers",
+        "left out: too little sound, or unreadable",
+        "left out: other emotion",
+    ]
+    return table(header, rows) if rows else ""
+
+
 def limitations() -> str:
     return "\n".join(f"- {item}" for item in LIMITATIONS)
 
@@ -108,10 +123,29 @@ def results_markdown(metrics: dict, level: int = 3) -> str:
             for c, m in loco.items()
         ]
         header = ["trained on", "tested on (all speakers)", "shared classes", "accuracy", "UAR", "chance UAR"]
+        uars = [m["uar"] for m in loco.values()]
+        spread = (
+            f"Mean UAR over the {len(uars)} held-out corpora: **{pct(sum(uars) / len(uars))}**; lowest "
+            f"{pct(min(uars))}. "
+            if len(uars) > 1
+            else ""
+        )
         out += [
             f"{h} Unseen corpus (leave one corpus out)",
             table(header, rows),
-            "The closest measure here of how the model fares on a voice, language and microphone it has never heard.",
+            spread + "Each row is a fresh model of the same recipe trained on every other corpus and tested on all of "
+            "the held-out corpus's clips, scored on the classes that corpus has. It is the closest measure here of "
+            "how the model fares on a voice, language and microphone it has never heard.",
+        ]
+    unseen = metrics.get("excluded_speakers_test") or {}
+    if unseen:
+        speakers = ", ".join(metrics.get("training", {}).get("excluded_speakers", []))
+        rows = [[c, str(m["n"]), str(len(m["labels"])), pct(m["accuracy"]), pct(m["uar"])] for c, m in unseen.items()]
+        out += [
+            f"{h} This model on voices it never heard",
+            table(["corpus", "clips", "classes", "accuracy", "UAR"], rows),
+            f"The speakers {speakers} were kept out of this model's training (their clips are the app's examples). "
+            "Two voices are a small sample: read it next to the cross-validation above.",
         ]
     if val and not cv:
         out += [
@@ -124,18 +158,23 @@ def results_markdown(metrics: dict, level: int = 3) -> str:
 
 
 def details_markdown(metrics: dict, level: int = 3) -> str:
-    """Per-class recall and confusion-matrix tables of each cross-validated corpus ('' without them)."""
+    """Per-class recall and confusion-matrix tables of each cross-validated and each held-out corpus."""
     out = []
-    for c, m in (metrics.get("cross_validation") or {}).items():
-        if "pooled_per_class_recall" in m:
-            recall = ", ".join(f"{k} {pct(v)}" for k, v in m["pooled_per_class_recall"].items())
-            out.append(f"Per-class recall, {c} (pooled over folds): {recall}")
-        if "confusion" in m:
-            rows = [[f"**{lab}**", *map(str, m["confusion"][i])] for i, lab in enumerate(m["labels"])]
-            out += [
-                f"Confusion matrix, {c} (all folds' test clips; rows true, columns predicted):",
-                table(["true \\ predicted", *m["labels"]], rows),
-            ]
+    sources = [("cross_validation", "pooled over folds", "all folds' test clips"),
+               ("leave_one_corpus_out", "held out, trained on the others", "every clip of the held-out corpus")]  # fmt: skip
+    for key, recall_note, confusion_note in sources:
+        for c, m in (metrics.get(key) or {}).items():
+            if "per_class" in m or "pooled_per_class_recall" in m:
+                recalls = m.get("pooled_per_class_recall") or {k: v["recall"] for k, v in m["per_class"].items()}
+                out.append(
+                    f"Per-class recall, {c} ({recall_note}): " + ", ".join(f"{k} {pct(v)}" for k, v in recalls.items())
+                )
+            if "confusion" in m:
+                rows = [[f"**{lab}**", *map(str, m["confusion"][i])] for i, lab in enumerate(m["labels"])]
+                out += [
+                    f"Confusion matrix, {c} ({confusion_note}; rows true, columns predicted):",
+                    table(["true \\ predicted", *m["labels"]], rows),
+                ]
     return "\n\n".join([f"{'#' * level} Per-class results", *out]) if out else ""
 
 
@@ -173,7 +212,10 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str], augmented:
         "for speakers it has not heard).",
         "## Training data",
         training_data(data_args),
-        f"Trained from scratch with `{metrics.get('command', 'train.py')}`{how}",
+        data_markdown(metrics),
+        f"Trained from scratch with `{metrics.get('command', 'train.py')}`{how} Clips with less than "
+        f"{model.feature_config.min_seconds:g} s of sound after trimming silence are left out of training and testing, "
+        "as the app refuses them (in Indian EmoSpeech, many single short words).",
         "## Evaluation",
         results_markdown(metrics, level=3),
         details_markdown(metrics, level=3),
