@@ -66,15 +66,19 @@ def stft_power(audio: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     return power.reshape(*shape[:-1], *power.shape[-2:])
 
 
+def power_to_mel(power: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
+    """Power spectrogram (..., n_freqs, frames) -> mel power (..., n_mels, frames), still on a linear scale."""
+    fb = _mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax).to(power.device)
+    return torch.matmul(fb, power)
+
+
 def power_to_log_mel(power: torch.Tensor, cfg: FeatureConfig) -> torch.Tensor:
     """Power spectrogram (..., n_freqs, frames) -> log-mel in dB (..., n_mels, frames).
 
     Each clip is floored at its own maximum minus `top_db`, so digital silence and very quiet
     recordings share one floor instead of sitting at an arbitrary -100 dB.
     """
-    fb = _mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax).to(power.device)
-    mel = torch.matmul(fb, power)
-    db = 10.0 * torch.log10(mel.clamp(min=1e-10))
+    db = 10.0 * torch.log10(power_to_mel(power, cfg).clamp(min=1e-10))
     peak = db.amax(dim=(-2, -1), keepdim=True)
     return torch.maximum(db, peak - cfg.top_db)
 

@@ -102,6 +102,18 @@ class SERModel(
         self.eval()
         return F.softmax(self(mel.unsqueeze(0))[0] / self.config.temperature, dim=-1)
 
+    @torch.inference_mode()
+    def block_outputs(self, mel: torch.Tensor) -> list[torch.Tensor]:
+        """What each conv block responds to in one log-mel (n_mels, T): its feature maps after the ReLU, one
+        (C, F', T') tensor per block, first to last (F' and T' halve after each max-pool)."""
+        self.eval()
+        x, maps = self.normalize(mel.unsqueeze(0)).unsqueeze(1), []
+        for layer in self.features:
+            x = layer(x)
+            if isinstance(layer, nn.ReLU):
+                maps.append(x[0].clone())  # the ReLU works in place: keep a copy of this block's output
+        return maps
+
     def _save_pretrained(self, save_directory: Path) -> None:
         super()._save_pretrained(save_directory)
         if self.source_dir is not None and Path(self.source_dir).resolve() != Path(save_directory).resolve():

@@ -6,6 +6,7 @@ Sized and labelled to stay readable on a classroom projector and a phone.
 import matplotlib
 
 matplotlib.use("Agg")
+import librosa  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -29,14 +30,20 @@ def log_mel(mel: np.ndarray, cfg: FeatureConfig, title: str = "Log-mel spectrogr
     fig, ax = plt.subplots(figsize=(9, 3.4), layout="constrained")
     seconds = mel.shape[1] / cfg.frames_per_second
     img = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, cfg.n_mels))
-    freqs = mel_frequencies(cfg)
-    ticks = [f for f in (100, 500, 1000, 2000, 4000, 8000) if freqs[0] <= f <= freqs[-1]]
-    ax.set_yticks(
-        np.interp(ticks, freqs, np.arange(cfg.n_mels) + 0.5), [f"{f / 1000:g}k" if f >= 1000 else str(f) for f in ticks]
-    )
+    mel_ticks(ax, cfg)
     ax.set(xlabel="time (s)", ylabel="frequency (Hz, mel scale)", title=title)
     fig.colorbar(img, ax=ax, label="dB", pad=0.01)
     return fig
+
+
+def mel_ticks(ax: plt.Axes, cfg: FeatureConfig) -> None:
+    """Label an image of mel bands (band i spans y = i to i + 1) in Hz, up to the top edge of the highest band."""
+    centres = librosa.hz_to_mel(mel_frequencies(cfg))  # equally spaced on the mel scale
+    step = centres[1] - centres[0]
+    top = float(librosa.mel_to_hz(centres[-1] + step / 2))  # where the highest band's image ends
+    ticks = [f for f in (100, 250, 500, 1000, 2000, 4000) if mel_frequencies(cfg)[0] <= f < 0.8 * top] + [top]
+    ys = [0.5 + (librosa.hz_to_mel(f) - centres[0]) / step for f in ticks]
+    ax.set_yticks(ys, [f"{f / 1000:.2g}k" if f >= 1000 else f"{f:.0f}" for f in ticks])
 
 
 def probabilities(probs: dict[str, float], title: str = "Emotion probabilities") -> plt.Figure:
@@ -53,29 +60,192 @@ def probabilities(probs: dict[str, float], title: str = "Emotion probabilities")
 
 
 def confusion(cm: np.ndarray, labels: list[str], title: str = "Confusion matrix") -> plt.Figure:
-    """Row-normalised confusion matrix (rows: true emotion) with counts in each cell."""
+    """Row-normalised confusion matrix as a heatmap of percentages (rows: the emotion acted, each row sums to 100)."""
     cm = np.asarray(cm)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.0 * len(labels) + 2.5, 0.9 * len(labels) + 1.8), layout="constrained")
-    img = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    # 0.8 inch a cell: 13-point numbers stay readable when a phone or a narrow column shrinks the picture
+    fig, ax = plt.subplots(figsize=(0.8 * len(labels) + 2.2, 0.8 * len(labels) + 2.0), layout="constrained")
+    img = ax.imshow(100 * norm, cmap="cividis", vmin=0, vmax=100)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(
-                j,
-                i,
-                f"{norm[i, j]:.0%}\n({cm[i, j]})",
-                ha="center",
-                va="center",
-                fontsize=9,
-                color="white" if norm[i, j] > 0.5 else "black",
-            )
+            ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=13,
+                    color="black" if norm[i, j] > 0.5 else "white")  # fmt: skip
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
-    ax.set(xlabel="predicted", ylabel="true", title=title)
-    fig.colorbar(img, ax=ax, fraction=0.04, label="recall share")
+    ax.set(xlabel="the model said", ylabel="the actor meant", title=title)
+    fig.colorbar(img, ax=ax, fraction=0.04, label="% of the actor's clips")
     return fig
 
 
 def save(fig: plt.Figure, path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- "How it works", step by step
+
+
+def spectrogram(power: np.ndarray, cfg: FeatureConfig, title: str = "Frequencies over time") -> plt.Figure:
+    """STFT power (n_fft // 2 + 1, frames) on linear axes: frequency in Hz, loudness as a share of the loudest."""
+    fig, ax = plt.subplots(figsize=(9, 3.4), layout="constrained")
+    seconds = power.shape[1] / cfg.frames_per_second
+    img = ax.imshow(power / max(power.max(), 1e-20), origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1,
+                    extent=(0, seconds, 0, cfg.sample_rate / 2))  # fmt: skip
+    ax.yaxis.set_major_formatter(lambda f, _: f"{f / 1000:g}k" if f >= 1000 else f"{f:.0f}")
+    ax.set(xlabel="time (s)", ylabel="frequency (Hz)", title=title)
+    fig.colorbar(img, ax=ax, label="share of loudest", pad=0.01)
+    return fig
+
+
+def mel_power(power: np.ndarray, cfg: FeatureConfig, title: str = "The same, on the mel scale") -> plt.Figure:
+    """Mel-band power (n_mels, frames) on a linear loudness scale, bands spaced as in `log_mel`."""
+    fig, ax = plt.subplots(figsize=(9, 3.4), layout="constrained")
+    seconds = power.shape[1] / cfg.frames_per_second
+    img = ax.imshow(power / max(power.max(), 1e-20), origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1,
+                    extent=(0, seconds, 0, cfg.n_mels))  # fmt: skip
+    mel_ticks(ax, cfg)
+    ax.set(xlabel="time (s)", ylabel="frequency (Hz, mel scale)", title=title)
+    fig.colorbar(img, ax=ax, label="share of loudest", pad=0.01)
+    return fig
+
+
+def feature_maps(rows: list[tuple[str, np.ndarray, list[int]]], title: str = "What the network's layers respond to"):
+    """One row of images per block: (name, maps (n, F, T), channel numbers). Bright: the filter responds."""
+    n = max(len(maps) for _, maps, _ in rows)
+    fig, axes = plt.subplots(len(rows), n, figsize=(9, 2.3 * len(rows) + 0.6), layout="constrained", squeeze=False)
+    for row, (name, maps, channels) in zip(axes, rows, strict=True):
+        for ax, m, c in zip(row, maps, channels, strict=False):
+            ax.imshow(m, origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=max(m.max(), 1e-6))
+            ax.set_title(f"filter {c + 1}")
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(name)
+    fig.suptitle(title, fontsize=plt.rcParams["axes.titlesize"])
+    return fig
+
+
+# ----------------------------------------------------------------------------- two voices side by side
+
+
+def compare_log_mels(mels: list[tuple[str, np.ndarray]], cfg: FeatureConfig) -> plt.Figure:
+    """Log-mels (n_mels, frames) above each other on one time axis, each in dB below its own loudest point."""
+    seconds = max(m.shape[1] for _, m in mels) / cfg.frames_per_second
+    fig, axes = plt.subplots(len(mels), 1, figsize=(9, 2.6 * len(mels) + 0.4), layout="constrained", sharex=True)
+    for ax, (title, mel) in zip(np.atleast_1d(axes), mels, strict=True):
+        img = ax.imshow(mel - mel.max(), origin="lower", aspect="auto", cmap="magma", vmin=-cfg.top_db, vmax=0,
+                        extent=(0, mel.shape[1] / cfg.frames_per_second, 0, cfg.n_mels))  # fmt: skip
+        mel_ticks(ax, cfg)
+        ax.set(title=title, ylabel="Hz (mel)", xlim=(0, seconds))
+    ax.set_xlabel("time (s)")
+    fig.colorbar(img, ax=axes, label="dB below loudest", pad=0.01)
+    return fig
+
+
+def compare_probabilities(probs: list[tuple[str, dict[str, float]]], title: str = "Emotion probabilities") -> plt.Figure:
+    """Grouped horizontal bars: one group per emotion (first dict's order, top down), one bar per voice."""
+    labels = list(probs[0][1])[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.75 * len(labels) + 1.6), layout="constrained")
+    height = 0.8 / len(probs)
+    styles = [dict(color=MUTED, hatch="//", edgecolor="white"), dict(color=HIGHLIGHT)]  # told apart without colour
+    y = np.arange(len(labels))
+    for k, (name, p) in enumerate(probs):
+        values = [100 * p.get(e, 0.0) for e in labels]
+        offset = (len(probs) - 1 - k - (len(probs) - 1) / 2) * height  # the first voice on top in each group
+        bars = ax.barh(y + offset, values, height, label=name, **styles[k % len(styles)])
+        ax.bar_label(bars, labels=[f"{v:.0f}%" for v in values], padding=3)
+    ax.set_yticks(y, labels)
+    ax.set(xlim=(0, 118), xlabel="probability (%)", title=title)
+    ax.legend(loc="lower right", frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+# ----------------------------------------------------------------------------- how good the model is
+
+
+def right_per_emotion(recall: dict[str, float], chance: float, title: str) -> plt.Figure:
+    """How often (%) the model names each emotion the actor meant, as bars, with guessing as a dashed line."""
+    items = list(recall.items())[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(items) + 1.6), layout="constrained")
+    bars = ax.barh([k for k, _ in items], [100 * v for _, v in items], color="#1c7ed6")
+    ax.bar_label(bars, labels=[f"{100 * v:.0f}%" for _, v in items], padding=4)
+    ax.axvline(100 * chance, color="black", linestyle="--", linewidth=1.5)
+    ax.text(100 * chance, len(items) - 0.4, " guessing", va="bottom")
+    ax.set(xlim=(0, 115), ylim=(-0.6, len(items) + 0.2), xlabel="right answers (%)", title=title)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def smallest_text(fig: plt.Figure) -> float:
+    """The smallest font size (points) of any visible text in `fig`; with its dpi, the smallest text in pixels."""
+    fig.canvas.draw()  # tick labels exist only once drawn
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    return min(t.get_fontsize() for t in texts)
+
+
+# ----------------------------------------------------------------------------- over time, why, and live
+
+EMOTION_COLORS = {  # one colour per emotion, the same in every picture over time
+    "neutral": "#adb5bd",
+    "calm": "#63e6be",
+    "happy": "#fcc419",
+    "sad": "#4dabf7",
+    "angry": "#e03131",
+    "fearful": "#9c36b5",
+    "disgust": "#74b816",
+    "surprised": "#f76707",
+}
+
+
+def clock(seconds: float, _=None) -> str:
+    """Seconds as m:ss for time axes longer than a couple of minutes."""
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def timeline(tl, title: str = "Emotion over time") -> plt.Figure:
+    """A `ser.timeline.Timeline`: the waveform above the class probabilities of each step (stacked, summing to
+    100 %), on one time axis; silence shaded grey in both and left blank below."""
+    fig, (wave, probs) = plt.subplots(2, 1, figsize=(9, 5.2), layout="constrained", sharex=True,
+                                      gridspec_kw={"height_ratios": [1, 2]})  # fmt: skip
+    t = np.arange(len(tl.envelope)) * tl.envelope_step
+    wave.fill_between(t, tl.envelope[:, 0], tl.envelope[:, 1], color="#1c7ed6", linewidth=0)
+    wave.set(ylabel="amplitude", title=title)
+    edges = np.arange(len(tl.probs) + 1) * tl.step  # steps drawn as flat blocks: a value holds for its whole step
+    colors = [EMOTION_COLORS.get(k, f"C{i}") for i, k in enumerate(tl.labels)]
+    stacked = np.nan_to_num(100 * np.repeat(tl.probs, 2, axis=0))
+    probs.stackplot(np.repeat(edges, 2)[1:-1], stacked.T, labels=tl.labels, colors=colors, linewidth=0)
+    for s in tl.segments:
+        if s.label == "silence":
+            for ax in (wave, probs):
+                ax.axvspan(s.start, s.end, color="#e9ecef", zorder=0)
+    probs.set(ylim=(0, 100), xlim=(0, tl.duration), ylabel="probability (%)", xlabel="time (s)")
+    if tl.duration > 120:
+        probs.xaxis.set_major_formatter(clock)
+        probs.set_xlabel("time (min:s)")
+    probs.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=11, reverse=True)
+    return fig
+
+
+def saliency(e, cfg: FeatureConfig) -> plt.Figure:
+    """A `ser.explain.Explanation`: its log-mel in grey with the saliency in colour over it, titled with how to read
+    it. Where the heat is 0 the spectrogram shows through unchanged."""
+    fig, ax = plt.subplots(figsize=(9, 3.6), layout="constrained")
+    extent = (0, e.mel.shape[1] / cfg.frames_per_second, 0, cfg.n_mels)
+    ax.imshow(e.mel, origin="lower", aspect="auto", cmap="gray", extent=extent)
+    overlay = plt.get_cmap("inferno")(e.heat)  # (n_mels, frames, 4)
+    overlay[..., 3] = 0.85 * np.sqrt(e.heat)  # opaque where the evidence is strong; sqrt keeps weaker parts visible
+    ax.imshow(overlay, origin="lower", aspect="auto", extent=extent)
+    mel_ticks(ax, cfg)
+    ax.set(xlabel="time (s)", ylabel="frequency (Hz, mel scale)", title=e.guide)
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(cmap="inferno"), ax=ax, label=f"towards {e.label}", pad=0.01)
+    bar.set_ticks([0, 1], labels=["none", "most"])
+    return fig
+
+
+def mel_image(mel: np.ndarray, cfg: FeatureConfig, scale: int = 2) -> np.ndarray:
+    """A log-mel (n_mels, frames) in dB as an RGB picture (scale * n_mels, frames, 3) uint8, low pitch at the
+    bottom, coloured like `log_mel` over its own top_db range: cheap enough to send twice a second."""
+    low = mel.max() - cfg.top_db
+    rgb = plt.get_cmap("magma")(np.clip((mel[::-1] - low) / cfg.top_db, 0, 1), bytes=True)[..., :3]
+    return np.repeat(rgb, scale, axis=0)

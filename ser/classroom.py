@@ -1,0 +1,197 @@
+"""Classroom activities as pure functions: the example clips a class may be shown, and the "Act it out" game.
+
+Examples. A clip in `examples/` is named `<emotion>_<anything>.<ext>`, the emotion its speaker intended (one of
+`ser.corpora.EMOTIONS`); the shipped RAVDESS clips are `<emotion>_actor<NN>_<male|female>.flac`, RAVDESS actor NN. A clip whose speaker the
+model was trained on would look far better than the model is on a new voice, so such clips are never offered:
+the model's metrics.json lists its training speakers (`training.train_speakers`, ids as "corpus:speaker").
+
+The game. The app picks an emotion and a sentence; a student says the sentence with that emotion; the model's top
+emotion is a hit when it is the one asked for. The class tally maps each emotion to (tries, hits).
+
+In plain words. How good the model is, told from its metrics.json for a 14-year-old; the technical tables stay in
+`ser.card`.
+"""
+
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .corpora import EMOTIONS
+
+EXAMPLE_CORPUS = "ravdess"  # `..._actor<NN>_...` names a RAVDESS actor (examples/README.md)
+ACTOR = re.compile(r"_actor(\d+)(?:_(male|female))?(?:_|$)")
+# Short, everyday sentences whose words carry no emotion, so that only the voice can (RAVDESS's two statements first).
+SENTENCES = (
+    "Kids are talking by the door.",
+    "Dogs are sitting by the door.",
+    "The bus leaves at eight o'clock.",
+    "I put the book on the table.",
+    "We are having pasta for dinner.",
+    "It is going to rain tomorrow.",
+    "My phone is in my bag.",
+    "The shop closes at six.",
+)
+
+Tally = dict[str, tuple[int, int]]  # emotion -> (tries, hits)
+# The corpora as a student would describe them: who speaks, in which language.
+CORPUS_WORDS = {
+    "ravdess": "RAVDESS: actors from Canada, in English",
+    "emodb": "EmoDB: actors from Germany, in German",
+    "ased": "ASED: speakers from Ethiopia, in Amharic",
+    "nemo": "nEMO: actors from Poland, in Polish",
+    "emospeech": "Indian EmoSpeech: speakers from India, in English and Hindi",
+    "cremad": "CREMA-D: actors from the USA, in English",
+}
+NEVER = (
+    "It can only guess how a voice sounds, and it is often wrong. Never use it to decide anything about a person: "
+    "not for marks, jobs, health, or whether someone is telling the truth."
+)
+HUMANS_CREMAD = 0.409  # crowd raters naming the emotion a CREMA-D actor intended, voice only (Cao et al. 2014)
+ACTED_SPEECH = (
+    "The model learned from actors who were asked to *show* an emotion, clearly and often more strongly than people "
+    "do in everyday life. Real feelings are usually quieter, mixed, and hidden behind politeness, and everyday "
+    "recordings have noise, other voices and phone microphones. So on a normal conversation the model is wrong "
+    "more often than the numbers above say. And it can only hear how a voice *sounds*, never how someone *feels*."
+)
+
+
+# ----------------------------------------------------------------------------- example clips
+
+
+@dataclass(frozen=True)
+class Example:
+    """An example clip and what its file name says about it."""
+
+    path: Path
+    emotion: str | None  # the emotion its speaker intended, when the name says
+    voice: str | None = None  # "male" or "female", when the name says
+    actor: str | None = None  # RAVDESS actor number, as in the name ("19")
+
+    @property
+    def speaker(self) -> str | None:
+        """The speaker id as metrics.json writes it ("ravdess:19"), or None when the name does not say."""
+        return f"{EXAMPLE_CORPUS}:{self.actor}" if self.actor else None
+
+    @property
+    def label(self) -> str:
+        """What the app's example button says, e.g. "happy — male voice (actor 19)"; else the file's name."""
+        if not (self.emotion and self.actor):
+            return self.path.stem
+        who = f"{self.voice} voice (actor {int(self.actor)})" if self.voice else f"actor {int(self.actor)}"
+        return f"{self.emotion} — {who}"
+
+
+def parse_example(path: Path) -> Example:
+    """An example from its file name: `happy_actor19_male.flac` -> (happy, male, "19"); `calm_x.wav` -> calm."""
+    path = Path(path)
+    m = ACTOR.search(path.stem)
+    emotion = path.stem.split("_")[0].lower()
+    return Example(path, emotion if emotion in EMOTIONS else None, m and m[2], m and m[1])
+
+
+def train_speakers(metrics: dict) -> set[str] | None:
+    """The speakers a model was trained on, from its metrics.json; None when the file does not list them."""
+    speakers = (metrics.get("training") or {}).get("train_speakers")
+    return None if speakers is None else set(speakers)
+
+
+def split_examples(examples: list[Example], trained_on: set[str] | None) -> tuple[list[Example], list[Example]]:
+    """(offered, withheld): withheld are the clips of a speaker the model was trained on.
+
+    With `trained_on` unknown (None), every clip is offered; the app says that it cannot check them.
+    """
+    if trained_on is None:
+        return list(examples), []
+    heard = [e for e in examples if e.speaker in trained_on]
+    return [e for e in examples if e not in heard], heard
+
+
+# ----------------------------------------------------------------------------- "Act it out"
+
+
+@dataclass(frozen=True)
+class Round:
+    """One turn of the game: say `sentence` so that it sounds `emotion`."""
+
+    emotion: str
+    sentence: str
+
+
+def pick_round(labels: list[str], rng: random.Random, last: Round | None = None) -> Round:
+    """A random emotion from the model's `labels` and a random sentence, never the same emotion twice running."""
+    emotions = [e for e in labels if last is None or e != last.emotion] or list(labels)
+    sentences = [s for s in SENTENCES if last is None or s != last.sentence]
+    return Round(rng.choice(emotions), rng.choice(sentences))
+
+
+def is_hit(round_: Round, probs: dict[str, float]) -> bool:
+    """Did the model hear the emotion asked for, i.e. is it the most probable one?"""
+    return max(probs, key=probs.get) == round_.emotion
+
+
+def add_try(tally: Tally, emotion: str, hit: bool) -> Tally:
+    """A new tally with one more try of `emotion` (and one more hit if `hit`); `tally` is left as it was."""
+    tries, hits = tally.get(emotion, (0, 0))
+    return {**tally, emotion: (tries + 1, hits + int(hit))}
+
+
+def tally_rows(tally: Tally, labels: list[str]) -> list[list]:
+    """Table rows [emotion, tries, hits] for the emotions tried, in the model's label order, then the total."""
+    rows = [[e, *tally[e]] for e in labels if e in tally] + [[e, *t] for e, t in tally.items() if e not in labels]
+    return rows + [["all", sum(r[1] for r in rows), sum(r[2] for r in rows)]] if rows else []
+
+
+# ----------------------------------------------------------------------------- the model in plain words
+
+
+def in_tens(rate: float) -> str:
+    """0.61 -> "6 in 10"; below 1 in 10, "fewer than 1 in 10"."""
+    return f"{round(10 * rate)} in 10" if rate >= 0.05 else "fewer than 1 in 10"
+
+
+def mean_of(v: float | dict) -> float:
+    return v["mean"] if isinstance(v, dict) else v
+
+
+def how_good(metrics: dict) -> str:
+    """How often the model is right on voices it has not heard, with guessing and people for scale (Markdown).
+
+    Rates are UAR (each emotion counts the same), said as "about N in 10" for the emotion the actor meant.
+    """
+    cv, loco = metrics.get("cross_validation") or {}, metrics.get("leave_one_corpus_out") or {}
+    unheard = metrics.get("excluded_speakers_test") or {}
+    if not (cv or loco or unheard):
+        return "This model has no test results, so nobody knows how often it is right: treat its answers as guesses."
+    lines = []
+    for corpus, m in cv.items():
+        n = len(m["labels"])
+        lines.append(
+            f"- **{CORPUS_WORDS.get(corpus, corpus)}** ({n} emotions): about **{in_tens(mean_of(m['uar']))}** "
+            f"right on actors it never trained on (guessing would get 1 in {n})."
+        )
+    for corpus, m in unheard.items():
+        right = round(m["accuracy"] * m["n"])
+        who = CORPUS_WORDS.get(corpus, corpus)
+        lines.append(f"- The **example clips'** actors ({who}), never heard in training: {right} of {m['n']} right.")
+    if loco:
+        uars = [mean_of(m["uar"]) for m in loco.values()]
+        lines.append(
+            f"- A **whole collection it never trained on** (another language, other microphones): about "
+            f"**{in_tens(sum(uars) / len(uars))}** right on average, from {in_tens(min(uars))} to {in_tens(max(uars))}."
+        )
+    people = (
+        f"People find this hard too: crowds who listened to the actors of another collection (CREMA-D) without "
+        f"seeing them named the emotion the actor meant **{round(100 * HUMANS_CREMAD)} times in 100** (Cao et al. "
+        "2014)."
+    )
+    return "\n".join(["Right answers on voices it has not heard:", *lines]) + "\n\n" + people
+
+
+def best_tested(metrics: dict) -> tuple[str, dict[str, float]] | None:
+    """The cross-validated corpus with the most emotions, and its per-emotion recall (the About tab's picture)."""
+    cv = {c: m for c, m in (metrics.get("cross_validation") or {}).items() if "pooled_per_class_recall" in m}
+    if not cv:
+        return None
+    corpus = max(cv, key=lambda c: len(cv[c]["labels"]))
+    return corpus, cv[corpus]["pooled_per_class_recall"]
