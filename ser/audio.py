@@ -10,17 +10,25 @@ import shutil
 import struct
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
+import audioread
 import librosa
 import numpy as np
 import soundfile as sf
+import soxr
 
 from .features import FeatureConfig
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aif", ".aiff")
+LEAD_SECONDS = 10.0  # silence before the first sound that an analysis still decodes past (see decode_seconds)
 SILENCE_DBFS = -60.0  # a peak below this is treated as silence: nothing to analyse
 MIN_RATE, MAX_RATE = 8000, 96000
+# Decoding reads this many samples (frames x channels) at a time and averages the channels at once, so a block
+# costs at most 4 MiB of float32 whatever channel count a header claims; and at most BLOCK_FRAMES frames.
+BLOCK_VALUES, BLOCK_FRAMES = 2**20, 2**16
+CUT_TOLERANCE_SECONDS = 0.05  # codecs may end a frame or two off their header's count: more missing is a cut
 
 
 # librosa's notices when it falls back to audioread; our own message says what happened. Filters set once here, since
@@ -63,47 +71,155 @@ def _quiet_c_stderr():
                 os.close(_QUIET["saved"])
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int]:
-    """Decode with libsndfile (WAV/FLAC/OGG/MP3), falling back to ffmpeg via audioread."""
-    try:
-        with _quiet_c_stderr():
-            data, rate = sf.read(path, dtype="float32", always_2d=True)
-        return data.T, rate
-    except (sf.LibsndfileError, RuntimeError, ValueError) as e:  # unknown format; truncated or malformed stream
-        sf_error = str(e).strip().removeprefix("Error : ").rstrip(".")
-    try:
-        with _quiet_c_stderr():  # librosa probes with soundfile again first
-            data, rate = librosa.load(path, sr=None, mono=False, dtype=np.float32)
-        return np.atleast_2d(data), int(rate)
-    except Exception as e:  # audioread raises a zoo of types; all mean "could not decode"
-        try:  # libsndfile knows the format from the header, so the audio after it is damaged
+class _Reader:
+    """An audio file opened for reading from the start in blocks: libsndfile when it knows the format (WAV, FLAC,
+    OGG, MP3, AIFF), else ffmpeg through audioread. Nothing is decoded until `blocks` is iterated."""
+
+    def __init__(self, path: Path):
+        self.path, self.declared, self.kind, self._sf, self._ar, self._sf_error = path, None, None, None, None, ""
+        try:
             with _quiet_c_stderr():
-                kind = sf.info(path).format
-        except Exception:
-            kind = None
-        if kind:
-            raise AudioError(
-                f"cannot decode '{path}': the {kind} file is damaged or cut short ({sf_error}); copy or export it again"
-            ) from None
+                self._sf = sf.SoundFile(path)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as e:  # a format libsndfile does not read
+            self._sf_error = str(e).strip().removeprefix("Error : ").rstrip(".")
+            self._open_audioread()
+        else:
+            self.rate, self.channels, self.kind = self._sf.samplerate, self._sf.channels, self._sf.format
+            # libsndfile counts WAV/AIFF frames from the bytes present; FLAC and MP3 headers state their own
+            self.declared = _pcm_declared_frames(path)
+            if self.declared is None and self.kind in ("FLAC", "MP3"):
+                self.declared = self._sf.frames
+        if not MIN_RATE <= self.rate <= MAX_RATE:  # before decoding anything: the rate bounds what a read costs
+            self.close()
+            raise AudioError(_rate_message(f"'{path}'", self.rate))
+
+    def _open_audioread(self):
+        try:
+            self._ar = audioread.audio_open(str(self.path))
+        except Exception as e:  # audioread raises a zoo of types; all mean "could not decode"
+            raise self._undecodable(e) from None
+        self.rate, self.channels = int(self._ar.samplerate), max(1, int(self._ar.channels))
+
+    def _undecodable(self, e: Exception) -> AudioError:
+        path, sf_error = self.path, self._sf_error
         if type(e).__name__ == "NoBackendError" and shutil.which("ffmpeg") is None:
-            raise AudioError(
+            return AudioError(
                 f"cannot decode '{path}': not a format soundfile reads; "
                 "convert it to WAV/FLAC/OGG/MP3, or install ffmpeg to read other formats"
-            ) from None
+            )
         if type(e).__name__ == "NoBackendError":
-            raise AudioError(
+            return AudioError(
                 f"cannot decode '{path}': neither soundfile nor ffmpeg reads it ({sf_error}); convert it to WAV or FLAC"
-            ) from None
-        raise AudioError(
+            )
+        return AudioError(
             f"cannot decode '{path}': the file is corrupt or not audio ({str(e).strip() or type(e).__name__})"
-        ) from None
+        )
+
+    def blocks(self, max_frames: int | None = None) -> Iterator[np.ndarray]:
+        """Mono float32 blocks (frames,) at `self.rate`, at most `max_frames` in all, each at most `BLOCK_VALUES`
+        samples before the channels are averaged. Raises `AudioError` when the data ends before the header said."""
+        held, want = 0, max_frames if max_frames is not None else np.inf
+        try:
+            if self._sf is not None:
+                step = max(1, min(BLOCK_FRAMES, BLOCK_VALUES // self.channels))
+                while held < want:
+                    asked = int(min(step, want - held))
+                    block = self._sf_read(asked)
+                    held += len(block)
+                    if len(block):
+                        yield block
+                    if len(block) < asked:  # the end of the file
+                        break
+            else:
+                for block in self._audioread_blocks():
+                    block = block[: int(min(len(block), want - held))]
+                    held += len(block)
+                    yield block
+                    if held >= want:
+                        break
+        except _Damaged as e:
+            raise self._broken(held + self._decodable_from(held), max_frames, str(e)) from None
+        if (promised := self._promised(max_frames)) is not None and held < promised - self._tolerance:
+            raise AudioError(
+                f"'{self.path}' is cut short: its header promises {promised / self.rate:.2f} s but the file holds "
+                f"{held / self.rate:.2f} s; copy or export it again"
+            )
+
+    def _sf_read(self, frames: int) -> np.ndarray:
+        try:
+            with _quiet_c_stderr():  # per block: a long stream must not hold fd 2 for minutes
+                data = self._sf.read(frames, dtype="float32", always_2d=True)  # (frames, channels)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as e:  # a frame that does not decode
+            raise _Damaged(str(e).strip().removeprefix("Error : ").rstrip(".") or "decoding failed") from None
+        return data.mean(axis=1) if self.channels > 1 else data[:, 0]
+
+    def _audioread_blocks(self) -> Iterator[np.ndarray]:
+        rest = b""  # audioread hands out bytes of 16-bit PCM, not always whole frames
+        try:
+            for buf in self._ar:
+                buf = rest + bytes(buf)
+                whole = len(buf) - len(buf) % (2 * self.channels)
+                buf, rest = buf[:whole], buf[whole:]
+                data = np.frombuffer(buf, "<i2").reshape(-1, self.channels).astype(np.float32) / 32768
+                if len(data):
+                    yield data.mean(axis=1) if self.channels > 1 else data[:, 0]
+        except Exception as e:  # ffmpeg gave up part-way
+            raise _Damaged(str(e).strip() or type(e).__name__) from None
+
+    def _decodable_from(self, start: int) -> int:
+        """How many frames after `start` still decode, read in small steps (a failed read returns nothing)."""
+        count = 0
+        try:
+            if self._sf is None:
+                return 0
+            self._sf.seek(start)
+            while count < BLOCK_FRAMES and len(block := self._sf_read(4096)):
+                count += len(block)
+        except (_Damaged, sf.LibsndfileError, RuntimeError, ValueError):
+            pass
+        return count
+
+    @property
+    def _tolerance(self) -> float:
+        return CUT_TOLERANCE_SECONDS * self.rate
+
+    def _promised(self, max_frames: int | None) -> int | None:
+        """Frames the header promises of the part asked for; None when it does not say."""
+        if self.declared is None:
+            return None
+        return self.declared if max_frames is None else min(self.declared, max_frames)
+
+    def _broken(self, held: int, max_frames: int | None, reason: str) -> AudioError:
+        """The error for a stream that stopped decoding after `held` frames."""
+        if held == 0:
+            kind = f"the {self.kind} file" if self.kind else "the file"
+            return AudioError(
+                f"cannot decode '{self.path}': {kind} is damaged or cut short ({reason}); copy or export it again"
+            )
+        promised = self._promised(max_frames)
+        said = f"its header promises {promised / self.rate:.2f} s but " if promised and promised > held else ""
+        return AudioError(
+            f"'{self.path}' is damaged or cut short: {said}only the first {held / self.rate:.2f} s decode "
+            f"({reason}); copy or export it again"
+        )
+
+    def close(self):
+        for f in (self._sf, self._ar):
+            if f is not None:
+                f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
-    """Read an audio file as mono float32 at `sample_rate`, shape (samples,).
+class _Damaged(Exception):
+    """A stream that stopped decoding part-way (internal; becomes an AudioError that says how far it got)."""
 
-    Any channel count is averaged to mono; any rate is resampled (soxr high quality).
-    """
+
+def _checked(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise AudioError(f"file not found: '{path}'")
@@ -111,10 +227,87 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
         raise AudioError(f"'{path}' is a folder; give an audio file")
     if path.stat().st_size == 0:
         raise AudioError(f"'{path}' is empty (0 bytes); record or export it again")
-    data, rate = _decode(path)
-    if data.size == 0:
+    return path
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = 16000, max_seconds: float | None = None) -> np.ndarray:
+    """Read an audio file as mono float32 at `sample_rate`, shape (samples,).
+
+    Any channel count is averaged to mono; any rate is resampled (soxr high quality). With `max_seconds`, only
+    that much from the start is decoded and resampled, so memory and time stay bounded whatever length the file
+    claims (a small FLAC of constant sound can hold hours). Raises `AudioError` for a file that cannot be used,
+    including one whose header promises more audio than it holds (of the part asked for).
+    """
+    path = _checked(path)
+    with _Reader(path) as reader:
+        max_frames = None if max_seconds is None else int(np.ceil(max_seconds * reader.rate))
+        parts = list(reader.blocks(max_frames))
+        rate = reader.rate
+    if not parts:
         raise AudioError(f"'{path}' contains no audio samples; record or export it again")
-    return to_model_rate(data, rate, sample_rate, name=str(path))
+    audio = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    return to_model_rate(audio, rate, sample_rate, name=str(path))
+
+
+def stream_audio(
+    path: str | os.PathLike, sample_rate: int = 16000, block_seconds: float = 30.0, max_seconds: float | None = None
+) -> Iterator[np.ndarray]:
+    """Yield a long recording as consecutive mono float32 blocks (samples,) at `sample_rate`, `block_seconds` each
+    (the last one shorter), decoding and resampling as it goes: memory stays bounded by the block size.
+
+    Together the blocks equal `load_audio(path, sample_rate, max_seconds)` (one resampler runs across block
+    edges). Problems with the file raise `AudioError`, possibly after some blocks were yielded (a file that
+    ends before its header said is found out when the stream gets there).
+    """
+    path = _checked(path)
+    block = max(1, int(round(block_seconds * sample_rate)))
+    with _Reader(path) as reader:
+        rate = reader.rate
+        max_frames = None if max_seconds is None else int(np.ceil(max_seconds * rate))
+        stream = None if rate == sample_rate else soxr.ResampleStream(rate, sample_rate, 1, "float32", quality="HQ")
+        pending, count, total = [], 0, 0
+        for part in reader.blocks(max_frames):
+            if not np.isfinite(part).all():
+                raise AudioError(
+                    f"'{path}' contains NaN or infinite samples; the recording is damaged, export it again"
+                )
+            part = stream.resample_chunk(part) if stream is not None else part
+            pending.append(part)
+            count += len(part)
+            total += len(part)
+            while count >= block:
+                joined = np.concatenate(pending)
+                yield np.ascontiguousarray(joined[:block])
+                pending, count = [joined[block:]], count - block
+        if stream is not None:
+            pending.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        rest = np.concatenate(pending) if pending else np.zeros(0, np.float32)
+        if total == 0 and not len(rest):
+            raise AudioError(f"'{path}' contains no audio samples; record or export it again")
+        if len(rest):
+            yield np.ascontiguousarray(rest, dtype=np.float32)
+
+
+def audio_duration(path: str | os.PathLike) -> float | None:
+    """Seconds of audio in a file, from its header (libsndfile) or ffmpeg's probe, without decoding it; None when
+    neither can tell (unreadable file, or a stream that does not state its length).
+
+    This is what the header claims: `load_audio` and `stream_audio` raise `AudioError` if the data ends sooner.
+    (Ogg files state no length; libsndfile reads it from their last page, so a cut Ogg looks whole.)
+    """
+    try:
+        with _Reader(_checked(path)) as reader:
+            if reader._sf is not None:
+                frames = reader._sf.frames if reader.declared is None else reader.declared
+                return frames / reader.rate if frames > 0 else None
+            seconds = float(getattr(reader._ar, "duration", 0) or 0)
+            return seconds if seconds > 0 else None
+    except AudioError:
+        return None
+
+
+def _rate_message(name: str, rate: int) -> str:
+    return f"{name} has a sample rate of {rate} Hz; use audio recorded at 8 kHz to 96 kHz"
 
 
 def to_model_rate(audio: np.ndarray, rate: int, sample_rate: int, name: str = "audio") -> np.ndarray:
@@ -134,7 +327,7 @@ def to_model_rate(audio: np.ndarray, rate: int, sample_rate: int, name: str = "a
     if not np.isfinite(audio).all():
         raise AudioError(f"{name} contains NaN or infinite samples; the recording is damaged, export it again")
     if not MIN_RATE <= rate <= MAX_RATE:
-        raise AudioError(f"{name} has a sample rate of {rate} Hz; use audio recorded at 8 kHz to 96 kHz")
+        raise AudioError(_rate_message(name, rate))
     if rate != sample_rate:
         audio = librosa.resample(audio, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
     return np.ascontiguousarray(audio, dtype=np.float32)
@@ -171,40 +364,38 @@ def trim_silence(audio: np.ndarray, top_db: float) -> np.ndarray:
 
 
 def load_clip(path: str | os.PathLike, cfg: FeatureConfig) -> np.ndarray:
-    """`load_audio` then `prepare`: what prediction and training read from a file."""
-    audio = load_audio(path, cfg.sample_rate)
-    try:
-        return prepare(audio, cfg, name=f"'{path}'")
-    except AudioError:
-        declared, held = _wav_declared_seconds(Path(path)), len(audio) / cfg.sample_rate
-        if declared is not None and declared > held + 0.01:  # the real problem is an incomplete copy
-            raise AudioError(
-                f"'{path}' is cut short: its header promises {declared:.2f} s but the file holds {held:.2f} s; "
-                "copy or export it again"
-            ) from None
-        raise
+    """`load_audio` then `prepare`: a file as the model hears it (training reads its clips this way)."""
+    audio = load_audio(path, cfg.sample_rate, max_seconds=decode_seconds(cfg))
+    return prepare(audio, cfg, name=f"'{path}'")
 
 
-def _wav_declared_seconds(path: Path) -> float | None:
-    """Duration a RIFF/WAVE header declares (libsndfile quietly reads only what is there); None if not a WAV
-    or the size is a streaming placeholder."""
+def decode_seconds(cfg: FeatureConfig) -> float:
+    """How much of a file's start an analysis can use: `cfg.max_seconds` of sound after up to `LEAD_SECONDS` of
+    silence (which `prepare` trims). Pass it as `load_audio(..., max_seconds=)` to decode no more than that."""
+    return cfg.max_seconds + LEAD_SECONDS
+
+
+def _pcm_declared_frames(path: Path) -> int | None:
+    """Frames a WAV or AIFF header declares; libsndfile quietly reports only the frames present, so a cut copy
+    looks whole to it. None for other formats, or a size left as a streaming placeholder."""
     with open(path, "rb") as f:
         head = f.read(4096)
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        return None
-    pos, rate, block = 12, None, None
-    while pos + 8 <= len(head):
-        chunk, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
-        if chunk == b"fmt " and pos + 24 <= len(head):
-            rate, block = (
-                struct.unpack("<I", head[pos + 12 : pos + 16])[0],
-                struct.unpack("<H", head[pos + 20 : pos + 22])[0],
-            )
-        if chunk == b"data":
-            if not rate or not block or size in (0, 0xFFFFFFFF):
-                return None
-            return size / block / rate
-        pos += 8 + size + (size & 1)
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        block, pos = None, 12
+        while pos + 8 <= len(head):
+            chunk, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
+            if chunk == b"fmt " and pos + 22 <= len(head):
+                block = struct.unpack("<H", head[pos + 20 : pos + 22])[0]  # bytes per frame
+            if chunk == b"data":
+                return size // block if block and size not in (0, 0xFFFFFFFF) else None
+            pos += 8 + size + (size & 1)
+    if len(head) >= 12 and head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        pos = 12
+        while pos + 8 <= len(head):
+            chunk, size = head[pos : pos + 4], struct.unpack(">I", head[pos + 4 : pos + 8])[0]
+            if chunk == b"COMM" and pos + 14 <= len(head):
+                return struct.unpack(">I", head[pos + 10 : pos + 14])[0] or None
+            pos += 8 + size + (size & 1)
     return None
 
 

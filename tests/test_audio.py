@@ -4,19 +4,29 @@ model's rate; every unusable file becomes one `AudioError` with a one-line messa
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
+import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import speech_like, write
+from conftest import UNUSABLE_FILES, cut_file, random_bytes_file, speech_like, streamed_wav, write
 
-from ser.audio import AudioError, find_audio, load_audio, load_clip, prepare, to_model_rate
+from ser.audio import (
+    AudioError,
+    audio_duration,
+    decode_seconds,
+    find_audio,
+    load_audio,
+    load_clip,
+    prepare,
+    stream_audio,
+    to_model_rate,
+)
 from ser.features import FeatureConfig, log_mel_spectrogram
-from ser.inference import analyse, predict_file
-from ser.model import SERModel
 
 SR = 16000
 CFG = FeatureConfig()
@@ -143,31 +153,6 @@ def test_file_and_same_array_give_identical_features(tmp_path, rate, subtype):
         assert torch.equal(from_file, log_mel_spectrogram(x, CFG))
 
 
-def test_predict_file_equals_analyse_on_the_array(tmp_path, model_dir):
-    model = SERModel.from_pretrained(model_dir)
-    x = speech_like(1.5, sr=48000, seed=4)
-    path = write(tmp_path / "x.wav", x, 48000, "FLOAT")
-
-    from_file = predict_file(model, path)
-    from_array = analyse(model, x, 48000).probs
-
-    assert list(from_file) == model.labels
-    assert from_file == pytest.approx(from_array, abs=1e-6)
-    assert sum(from_file.values()) == pytest.approx(1.0, abs=1e-5)
-
-
-def test_analyse_reports_truncation_of_long_input(model_dir):
-    model = SERModel.from_pretrained(model_dir)
-    cfg = model.feature_config
-    long = np.tile(speech_like(1.0), int(cfg.max_seconds) + 5)
-
-    result = analyse(model, long, SR)
-
-    assert result.truncated and len(result.audio) == int(cfg.max_seconds * SR)
-    assert result.mel.shape == (cfg.n_mels, len(result.audio) // cfg.hop_length + 1)
-    assert not analyse(model, speech_like(2.0), SR).truncated
-
-
 def test_prepare_trims_silent_ends_cuts_to_max_and_never_modifies_input():
     cfg = FeatureConfig(max_seconds=2.0)
     speech = speech_like(3.0, seed=5)
@@ -195,77 +180,9 @@ def test_find_audio_expands_folders_recursively_and_keeps_files_in_order(tmp_pat
 # --- unusable input: one AudioError with a one-line message, file untouched --------------------------------------
 
 
-def _truncate(src, keep: float):
-    raw = src.read_bytes()
-    src.write_bytes(raw[: int(len(raw) * keep)])
-    return src
-
-
-def _corrupt(src, start: int = 200):
-    """Random bytes from `start` on: the header survives, the audio frames do not."""
-    raw = bytearray(src.read_bytes())
-    raw[start:] = np.random.default_rng(0).bytes(len(raw) - start)
-    src.write_bytes(bytes(raw))
-    return src
-
-
-def _streamed(src):
-    """A WAV as live recorders write it before they know the length: data size 0xFFFFFFFF."""
-    raw = bytearray(src.read_bytes())
-    at = raw.index(b"data") + 4
-    raw[at : at + 4] = b"\xff\xff\xff\xff"
-    src.write_bytes(bytes(raw))
-    return src
-
-
-def _empty(d):
-    (d / "empty.wav").write_bytes(b"")
-    return d / "empty.wav"
-
-
-def _text(d):
-    (d / "notes.wav").write_text("RIFF? no, a shopping list\n" * 50)
-    return d / "notes.wav"
-
-
-def _random_bytes(d):
-    (d / "voice.m4a").write_bytes(np.random.default_rng(1).bytes(5000))
-    return d / "voice.m4a"
-
-
-def _folder(d):
-    (d / "dir.wav").mkdir()
-    return d / "dir.wav"
-
-
-def _with(value, d, name):
-    x = speech_like(1.0)
-    x[5000:5010] = value
-    return write(d / name, x, SR, "FLOAT")
-
-
-# case -> (make the file in a folder, a word the message must contain)
-BAD = {
-    "empty": (_empty, "empty"),
-    "text named .wav": (_text, "cannot decode"),
-    "random bytes .m4a": (_random_bytes, "cannot decode"),
-    "FLAC cut to its header": (lambda d: _truncate(write(d / "cut.flac", speech_like(2.0)), 0.05), "damaged"),
-    "WAV cut to its header": (lambda d: _truncate(write(d / "cut.wav", speech_like(2.0)), 0.001), "cut short"),
-    "WAV cut short": (lambda d: _truncate(write(d / "cut2.wav", speech_like(2.0)), 0.1), "cut short"),
-    "FLAC with garbage body": (lambda d: _corrupt(write(d / "bad.flac", speech_like(2.0))), "damaged"),
-    "short WAV streamed (no size)": (lambda d: _streamed(write(d / "live.wav", speech_like(0.3))), "at least 0.5 s"),
-    "too short": (lambda d: write(d / "short.wav", speech_like(0.3)), "at least 0.5 s"),
-    "pure silence": (lambda d: write(d / "silence.wav", np.zeros(SR, np.float32)), "silent"),
-    "near silence": (lambda d: write(d / "hiss.wav", 1e-5 * speech_like(1.0)), "silent"),
-    "NaN samples": (lambda d: _with(np.nan, d, "nan.wav"), "NaN"),
-    "inf samples": (lambda d: _with(np.inf, d, "inf.wav"), "infinite"),
-    "folder": (_folder, "folder"),
-}
-
-
-@pytest.mark.parametrize("case", list(BAD))
+@pytest.mark.parametrize("case", list(UNUSABLE_FILES))
 def test_unusable_files_raise_one_line_audio_error_and_are_left_unchanged(tmp_path, case):
-    make, expected = BAD[case]
+    make, expected = UNUSABLE_FILES[case]
     path = make(tmp_path)
     before = digest(path) if path.is_file() else None
 
@@ -286,46 +203,76 @@ def test_missing_file_is_an_audio_error(tmp_path):
 
 
 def test_undecodable_format_says_what_to_install_or_convert(tmp_path):
-    message = str(pytest.raises(AudioError, load_audio, _random_bytes(tmp_path)).value)
+    message = str(pytest.raises(AudioError, load_audio, random_bytes_file(tmp_path)).value)
     assert "WAV" in message and "ffmpeg" in message
 
 
-@pytest.mark.parametrize("ext", ["flac", "wav", "ogg"])
-@pytest.mark.parametrize("keep", [0.5, 0.9])
-def test_truncated_files_either_decode_what_is_there_or_raise_audio_error(tmp_path, ext, keep):
-    path = _truncate(write(tmp_path / f"x.{ext}", speech_like(2.0)), keep)
-    try:
-        audio = load_clip(path, CFG)
-    except AudioError as e:
-        assert "\n" not in str(e)
-    else:
-        assert audio.dtype == np.float32 and np.isfinite(audio).all() and len(audio) <= 2 * SR
+# What a copy cut at 53 % of its bytes gives, per format: the header's length and what the data holds.
+CUT = [
+    ("wav", r"is cut short: its header promises 3\.00 s but the file holds 1\.[0-9]{2} s; copy or export it again"),
+    ("aiff", r"is cut short: its header promises 3\.00 s but the file holds 1\.[0-9]{2} s; copy or export it again"),
+    ("flac", r"is damaged or cut short: its header promises 3\.00 s but only the first 1\.[0-9]{2} s decode"),
+    pytest.param(
+        "mp3",
+        r"is cut short: its header promises 3\.00 s but the file holds 1\.[0-9]{2} s",
+        marks=pytest.mark.skipif(not HAS_MP3, reason="libsndfile without MP3"),
+    ),
+]
+
+
+@pytest.mark.parametrize("ext,message", CUT)
+def test_a_file_holding_less_than_its_header_promises_is_cut_short(tmp_path, ext, message):
+    path = cut_file(write(tmp_path / f"x.{ext}", speech_like(3.0)), 0.53)
+    with pytest.raises(AudioError, match=message) as err:
+        load_audio(path, SR)
+    assert "\n" not in str(err.value) and path.name in str(err.value)
+    with pytest.raises(AudioError, match="cut short"):  # whatever reads it: the stream too
+        list(stream_audio(path, SR))
+    assert audio_duration(path) == pytest.approx(3.0)  # what the header claims
+
+
+def test_a_cut_file_still_gives_the_part_that_is_there_when_only_that_is_asked_for(tmp_path):
+    path = cut_file(write(tmp_path / "x.wav", speech_like(3.0)), 0.53)  # holds 1.59 s of 3
+    whole = write(tmp_path / "whole.wav", speech_like(3.0))
+    np.testing.assert_array_equal(load_audio(path, SR, max_seconds=1.0), load_audio(whole, SR)[:SR])
+
+
+def test_a_cut_ogg_decodes_what_is_there_since_ogg_states_no_length(tmp_path):
+    """Ogg has no length field: libsndfile reads the length from the last page present, so a cut copy is a shorter
+    file, not a damaged one."""
+    path = cut_file(write(tmp_path / "x.ogg", speech_like(3.0)), 0.53)
+    audio = load_audio(path, SR)
+    assert 0.5 * SR < len(audio) < 2.0 * SR and np.isfinite(audio).all()
+    assert audio_duration(path) == pytest.approx(len(audio) / SR, abs=0.01)
+
+
+def test_a_streamed_wav_without_a_size_reads_what_is_there(tmp_path):
+    assert len(load_audio(streamed_wav(write(tmp_path / "live.wav", speech_like(1.0))), SR)) == SR
+
+
+def m4a(path, seconds: float, freq: int = 440):
+    """An AAC file made by ffmpeg (a format libsndfile does not read)."""
+    cmd = ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", f"sine=frequency={freq}:duration={seconds}"]
+    subprocess.run([*cmd, "-c:a", "aac", str(path)], check=True, timeout=60)
+    return path
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
-def test_formats_libsndfile_cannot_read_fall_back_to_ffmpeg(tmp_path):
-    path = tmp_path / "x.m4a"
-    cmd = [
-        "ffmpeg",
-        "-loglevel",
-        "error",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:duration=1",
-        "-c:a",
-        "aac",
-        str(path),
-    ]
-    subprocess.run(cmd, check=True, timeout=60)
+def test_formats_libsndfile_cannot_read_fall_back_to_ffmpeg_and_stop_at_max_seconds(tmp_path):
+    path = m4a(tmp_path / "x.m4a", 3)
     audio = load_audio(path, SR)
-    assert abs(len(audio) - SR) < 0.1 * SR
+    assert abs(len(audio) - 3 * SR) < 0.1 * SR
     assert dominant_hz(audio) == pytest.approx(440, abs=10)
+    assert audio_duration(path) == pytest.approx(3, abs=0.1)  # ffmpeg's probe
+    start = load_audio(path, SR, max_seconds=1.0)
+    assert len(start) == SR  # the same samples, but for the resampler's ringing at the cut (ffmpeg gives 44.1 kHz)
+    np.testing.assert_allclose(start[: -SR // 20], audio[: SR - SR // 20], atol=1e-6)
+    np.testing.assert_allclose(np.concatenate(list(stream_audio(path, SR, block_seconds=0.7))), audio, atol=1e-6)
 
 
 def test_concurrent_decodes_leave_stderr_where_it_was(tmp_path):
     """Decoding silences the C decoders' chatter on fd 2; threads decoding at once (the app) must restore it."""
-    good, bad = write(tmp_path / "ok.wav", speech_like(1.0)), _random_bytes(tmp_path)
+    good, bad = write(tmp_path / "ok.wav", speech_like(1.0)), random_bytes_file(tmp_path)
     before = os.fstat(2)
 
     def work(i):
@@ -339,3 +286,119 @@ def test_concurrent_decodes_leave_stderr_where_it_was(tmp_path):
 
     after = os.fstat(2)
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+
+
+# --- long files: decode only what is used, whatever the header says ---------------------------------------------
+
+
+def _crc(data: bytes, poly: int, bits: int) -> int:
+    crc, top, mask = 0, 1 << (bits - 1), (1 << bits) - 1
+    for byte in data:
+        crc ^= byte << (bits - 8)
+        for _ in range(8):
+            crc = ((crc << 1) ^ poly) & mask if crc & top else (crc << 1) & mask
+    return crc
+
+
+def _utf8(n: int) -> bytes:
+    """FLAC's frame numbers are UTF-8 coded; three bytes cover the 5,274 frames of an hour at 96 kHz."""
+    if n < 0x80:
+        return bytes([n])
+    if n < 0x800:
+        return bytes([0xC0 | n >> 6, 0x80 | n & 0x3F])
+    assert n < 0x10000
+    return bytes([0xE0 | n >> 12, 0x80 | (n >> 6) & 0x3F, 0x80 | n & 0x3F])
+
+
+def constant_flac(path, seconds: float, rate: int, value: int = 8000):
+    """A valid mono 16-bit FLAC of constant sound, written frame by frame: an hour at 96 kHz is 77 kB and takes
+    half a second to make (libsndfile would take ~20 s to encode it). Frames of 65535 samples, one CONSTANT
+    subframe each, with the format's CRC-8 header and CRC-16 footer checks."""
+    total, block = int(seconds * rate), 65535
+    streaminfo = struct.pack(">HH", block, block) + bytes(6)  # block sizes; frame sizes unknown
+    streaminfo += ((rate << 44) | (15 << 36) | total).to_bytes(8, "big") + bytes(16)  # mono, 16 bit; no MD5
+    out = [b"fLaC", bytes([0x80, 0, 0, len(streaminfo)]), streaminfo]
+    for i, start in enumerate(range(0, total, block)):
+        number = _utf8(i)
+        # sync, fixed blocking; size stored after the header, rate from STREAMINFO; mono, 16 bit
+        header = b"\xff\xf8\x70\x08" + number + struct.pack(">H", min(block, total - start) - 1)
+        frame = header + bytes([_crc(header, 0x07, 8)]) + b"\x00" + struct.pack(">h", value)
+        out.append(frame + struct.pack(">H", _crc(frame, 0x8005, 16)))
+    path.write_bytes(b"".join(out))
+    return path
+
+
+@pytest.fixture(scope="module")
+def hour_at_96k(tmp_path_factory):
+    """A decompression bomb: 77 kB of FLAC that decodes to an hour of 96 kHz audio (1.3 GB as float32)."""
+    return constant_flac(tmp_path_factory.mktemp("bomb") / "hour.flac", 3600, 96000)
+
+
+def test_the_bomb_is_what_it_claims(hour_at_96k):
+    assert hour_at_96k.stat().st_size < 100_000
+    info = sf.info(hour_at_96k)
+    assert (info.samplerate, info.channels, info.frames) == (96000, 1, 3600 * 96000)
+    with sf.SoundFile(hour_at_96k) as f:  # the end decodes too: a whole file, not a cut one
+        f.seek(f.frames - 1000)
+        assert np.all(f.read(dtype="int16") == 8000)
+
+
+def test_max_seconds_decodes_only_the_start_of_a_long_file_in_bounded_memory(hour_at_96k):
+    tracemalloc.start()
+    try:
+        audio = load_audio(hour_at_96k, SR, max_seconds=30)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert audio.dtype == np.float32 and audio.shape == (30 * SR,)
+    assert np.allclose(audio[SR:-SR], 8000 / 32768, atol=1e-4)  # resampling rings only at the cut edges
+    # 30 s at 96 kHz is 11.5 MB of float32; the whole hour would be 1,382 MB
+    assert peak < 64e6, f"peak {peak / 1e6:.0f} MB"
+    assert audio_duration(hour_at_96k) == 3600.0
+
+
+def test_stream_audio_yields_blocks_at_the_model_rate_in_bounded_memory(hour_at_96k):
+    tracemalloc.start()
+    try:
+        sizes, peak = [], 0
+        for block in stream_audio(hour_at_96k, SR, block_seconds=2.0, max_seconds=9.0):
+            assert block.dtype == np.float32 and block.ndim == 1 and np.isfinite(block).all()
+            sizes.append(len(block))
+            peak = max(peak, tracemalloc.get_traced_memory()[1])
+    finally:
+        tracemalloc.stop()
+    assert sizes == [2 * SR] * 4 + [SR]
+    assert peak < 32e6, f"peak {peak / 1e6:.0f} MB"
+
+
+@pytest.mark.parametrize("rate,channels", [(44100, 2), (16000, 1), (8000, 3)])
+def test_stream_audio_blocks_join_into_what_load_audio_returns(tmp_path, rate, channels):
+    x = np.stack([speech_like(3.3, sr=rate, seed=c) for c in range(channels)], axis=1)
+    path = write(tmp_path / "x.flac", x, rate)
+    blocks = list(stream_audio(path, SR, block_seconds=0.7))
+    assert [len(b) for b in blocks[:-1]] == [int(0.7 * SR)] * (len(blocks) - 1)
+    np.testing.assert_allclose(np.concatenate(blocks), load_audio(path, SR), atol=1e-6)
+    first = list(stream_audio(path, SR, block_seconds=0.7, max_seconds=1.0))
+    np.testing.assert_allclose(np.concatenate(first), load_audio(path, SR, max_seconds=1.0), atol=1e-6)
+
+
+def test_the_rate_is_checked_before_anything_is_decoded(tmp_path):
+    path = write(tmp_path / "x.wav", tone(440, 0.1, 200000), 200000)
+    with pytest.raises(AudioError, match="sample rate of 200000 Hz"):
+        next(stream_audio(path, SR))
+
+
+def test_audio_duration_reads_headers_and_says_none_when_it_cannot(tmp_path):
+    assert audio_duration(write(tmp_path / "a.wav", speech_like(1.5))) == 1.5
+    assert audio_duration(write(tmp_path / "a.flac", speech_like(2.0, sr=44100), 44100)) == pytest.approx(2.0)
+    assert audio_duration(random_bytes_file(tmp_path)) is None
+    assert audio_duration(tmp_path / "missing.wav") is None
+
+
+def test_load_clip_decodes_the_models_maximum_plus_a_lead_of_silence(tmp_path):
+    cfg = FeatureConfig(max_seconds=2.0)
+    lead = np.zeros(3 * SR, np.float32)
+    path = write(tmp_path / "x.wav", np.concatenate([lead, speech_like(4.0)]))
+    clip = load_clip(path, cfg)
+    assert decode_seconds(cfg) > 2.0 + 3.0 and len(clip) == 2 * SR
