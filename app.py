@@ -33,6 +33,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from typing import Any
 import gradio as gr
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from gradio.utils import get_upload_folder
 from huggingface_hub import ModelCard
 from huggingface_hub import logging as hf_logging
@@ -56,6 +58,15 @@ PYPLOT = threading.Lock()  # pyplot's figure registry is not thread-safe (the wa
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 CONCURRENCY = 2  # a free CPU Space has 2 cores: more parallel analyses only slow each other down
 QUEUE_SIZE = 32  # requests waiting beyond this are refused at once instead of timing out
+# An API call waits at most this long for one of the CONCURRENCY analysis slots, then is answered BUSY: under a
+# burst, a quick "try again" rather than a wait that grows with the crowd (the page's visitors see their place in
+# Gradio's queue instead, and wait).
+BUSY_SECONDS = 1.5
+BUSY = "The server is busy with other analyses: try again in a few seconds."
+# Every analysis, whichever event asks for it, runs on these threads, first come first served. Besides keeping the
+# cores from being oversubscribed, only these threads ever hold the memory numpy and torch allocate per thread: run
+# on any of Gradio's 40 worker threads, a server's RSS grew 145 MB over 176 requests at 32 clients and stayed there.
+ANALYSES = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="analysis")
 MAX_FILE_SIZE = "20mb"  # ~10 min of 16-bit mono WAV at 16 kHz, far more than the model's 30 s reads
 SESSION_SECONDS = 600  # a visitor's recent results stay this long after their last analysis (API calls keep none)
 RECENT = 2  # results kept per visitor: enough to answer Analyse pressed again on an upload already deleted
@@ -139,12 +150,17 @@ def discard_upload(path: str, keep: Collection[Path] = ()) -> None:
 
 
 def analyse_upload(
-    model: SERModel, path: str | None, recent: RecentResults | None = None, keep: Collection[Path] = ()
+    model: SERModel,
+    path: str | None,
+    recent: RecentResults | None = None,
+    keep: Collection[Path] = (),
+    wait: float | None = None,
 ) -> Result:
     """Analyse an uploaded or recorded file with `ser.analyse_file`, then delete the upload (never files in `keep`).
 
     Never raises for bad input: the reason is in `Result.error`. With `recent`, a path analysed before is
-    answered from there, and the result is kept there.
+    answered from there, and the result is kept there. Analyses run CONCURRENCY at a time (`analyse_in_turn`);
+    with `wait`, one that has not started within `wait` seconds is answered BUSY.
     """
     if not path:
         return Result(error=NO_AUDIO)
@@ -152,7 +168,10 @@ def analyse_upload(
         if recent is not None and (cached := recent.get(path)) is not None:
             return cached
         try:
-            result = Result(analyse_file(model, path))
+            analysis = analyse_in_turn(model, path, wait)
+            if analysis is None:
+                return Result(error=BUSY)
+            result = Result(analysis)
         except AudioError as e:
             if recent is not None and (cached := recent.get(path)) is not None:  # analysed and deleted meanwhile
                 return cached
@@ -164,6 +183,15 @@ def analyse_upload(
         return result
     finally:
         discard_upload(path, keep)
+
+
+def analyse_in_turn(model: SERModel, path: str, wait: float | None = None) -> Analysis | None:
+    """`analyse_file` on one of the ANALYSES threads; None if none was free within `wait` seconds (None: no limit)."""
+    job = ANALYSES.submit(analyse_file, model, path)
+    try:
+        return job.result(timeout=wait)
+    except TimeoutError:
+        return None if job.cancel() else job.result()  # cancelled while still waiting, or it has just started
 
 
 def as_sentence(message: str) -> str:
@@ -427,7 +455,7 @@ def wire(model: SERModel, ui: dict) -> None:
         return render(recent.shown if recent else Result(), pictures)
 
     def on_predict(path):
-        return render(analyse_upload(model, path, keep=ui["clips"]), API)
+        return render(analyse_upload(model, path, keep=ui["clips"], wait=BUSY_SECONDS), API)
 
     def on_clear(recent):
         if recent:
@@ -464,7 +492,10 @@ def wire(model: SERModel, ui: dict) -> None:
         outputs=[ui[n] for n in API],
         api_name="predict",
         api_description="Emotion of one audio file: verdict, all class probabilities, input-quality notes.",
-        concurrency_id="analysis",
+        # Its own group, so calls are not held in Gradio's queue behind the page's events: each waits for its turn
+        # to be analysed itself, at most BUSY_SECONDS (analyse_upload), and no more than QUEUE_SIZE wait so.
+        concurrency_id="api",
+        concurrency_limit=QUEUE_SIZE,
     )
 
 
@@ -474,6 +505,9 @@ def launch(demo: gr.Blocks, raw_mic: bool = True, **kwargs):
     `raw_mic=False` leaves the browser's microphone processing on (see RAW_MIC).
     """
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    # One analysis per core: CONCURRENCY analyses each using every core would fight over them (on 2 busy cores,
+    # a model pass took 5 times longer with 2 torch threads than with 1).
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // CONCURRENCY))
     head = RAW_MIC if raw_mic else None
     return demo.launch(max_file_size=MAX_FILE_SIZE, theme=THEME, css=CSS, head=head, **kwargs)
 

@@ -1,163 +1,274 @@
-"""Speed and size of the ser pipeline on this machine; prints its figures.
+"""Speed and size of the ser pipeline in-process; prints its figures (`bench/run_all.py` records them).
 
-    python bench/bench_core.py [--model checkpoints/default] [--runs 100]
+    python bench/bench_core.py [--model checkpoints/default] [--quick]
 
-Measures, on synthetic audio (no corpus needed):
-- feature extraction (decode-free: array -> log-mel) in clips/s for 3 s clips;
-- training throughput (augmentation + features + forward/backward/step) in clips/s, and the time
-  that implies for one epoch over 1,000 clips; then the same with one single-threaded process per
-  thread side by side, as `train.py --jobs N` runs fits;
-- per-clip inference latency for a 3 s clip (features + model), median and p95 over many runs;
-- model file size, and the same latency/size for VGG-16 and VGG-19 (the standard configurations,
-  random weights, 3x224x224 input) that the seed literature used.
+On a real 3 s speech clip cut from examples/ (no corpus needed):
+- log-mel feature throughput;
+- inference per clip (log-mel + model), median and p95, and the same pipeline with the standard VGG-16 and
+  VGG-19 (torchvision's configurations "D" and "E", built here in torch with random weights: the seed literature
+  fed them the log-mel resized to a 3x224x224 image), as ratios measured in the same run;
+- where the time of one analysis goes (each step `ser.analyse_file` calls, timed where it calls it), and the
+  page's pictures, which `/predict` never draws;
+- training speed of the default model: steps/s of `ser.training.fit` on synthetic clips with the default
+  `TrainConfig`, extrapolated to its step budget (and the measured time of the shipped fit, when its
+  metrics.json records one);
+- model file size and parameter count.
 """
 
 import argparse
-import multiprocessing
+import dataclasses
+import functools
+import inspect
+import json
+import os
 import statistics
-import sys
+import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import ser
+import ser.inference
+from ser import plots
+from ser.audio import trim_silence
+from ser.data import Clips
+from ser.hub import DEFAULT_MODEL
+from ser.training import TrainConfig, fit
 
-from ser.augment import AugmentConfig  # noqa: E402
-from ser.data import Clips  # noqa: E402
-from ser.features import log_mel_spectrogram  # noqa: E402
-from ser.hub import load_model  # noqa: E402
-from ser.training import _batch  # noqa: E402
-
-VGG_CFGS = {  # torchvision's configurations "D" and "E"
-    "VGG-16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    "VGG-19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+CLIP_SECONDS = 3.0
+VGG_CFGS = {  # torchvision's configurations "D" (VGG-16) and "E" (VGG-19): conv widths and "M" max-pools
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
 
 
-def vgg(cfg: list, n_classes: int = 8) -> nn.Module:
+# ----------------------------------------------------------------------------- inputs
+
+
+def speech(sample_rate: int = 16000) -> np.ndarray:
+    """The example clips' speech, silent ends trimmed, one after another: (samples,) float32 at `sample_rate`."""
+    files = sorted(EXAMPLES.glob("*.flac"))
+    if not files:
+        raise SystemExit(f"error: no example clips in {EXAMPLES}; the benchmarks cut their 3 s clips from them")
+    return np.concatenate([trim_silence(ser.load_audio(f, sample_rate), 30.0) for f in files])
+
+
+def speech_clips(n: int, seconds: float = CLIP_SECONDS, sample_rate: int = 16000) -> list[np.ndarray]:
+    """`n` different clips of real speech, each `seconds` long: windows at different offsets, a little dither each,
+    so that no two files are alike (Gradio names an upload by its content)."""
+    source, size = speech(sample_rate), int(seconds * sample_rate)
+    starts = np.linspace(0, len(source) - size, num=max(n, 2)).astype(int)
+    rng = np.random.default_rng(0)
+    return [(source[s : s + size] + 1e-4 * rng.standard_normal(size)).astype(np.float32) for s in starts[:n]]
+
+
+def summary(seconds: list[float]) -> dict:
+    """Median and p95 in ms of a list of durations in seconds."""
+    return {"median_ms": 1000 * statistics.median(seconds), "p95_ms": 1000 * float(np.percentile(seconds, 95))}
+
+
+def timed(fn, runs: int, warmup: int = 3, clock=time.perf_counter) -> list[float]:
+    """Seconds each of `runs` calls of `fn` took, after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t = clock()
+        fn()
+        out.append(clock() - t)
+    return out
+
+
+# ----------------------------------------------------------------------------- inference and VGG
+
+
+def vgg(widths: list, n_classes: int) -> nn.Module:
+    """A standard VGG (conv 3x3 + ReLU stacks, 2x2 max-pools, 4096-4096 classifier) with random weights."""
     layers, in_ch = [], 3
-    for w in cfg:
+    for w in widths:
         if w == "M":
             layers.append(nn.MaxPool2d(2))
         else:
             layers += [nn.Conv2d(in_ch, w, 3, padding=1), nn.ReLU(inplace=True)]
             in_ch = w
-    head = [
-        nn.AdaptiveAvgPool2d(7),
-        nn.Flatten(),
-        nn.Linear(512 * 49, 4096),
-        nn.ReLU(True),
-        nn.Dropout(),
-        nn.Linear(4096, 4096),
-        nn.ReLU(True),
-        nn.Dropout(),
-        nn.Linear(4096, n_classes),
-    ]
+    head = [nn.AdaptiveAvgPool2d(7), nn.Flatten(), nn.Linear(512 * 49, 4096), nn.ReLU(True), nn.Dropout()]
+    head += [nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(), nn.Linear(4096, n_classes)]
     return nn.Sequential(*layers, *head).eval()
 
 
-def timed(fn, runs: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
+def as_image(mel: torch.Tensor) -> torch.Tensor:
+    """A log-mel (n_mels, frames) as the 3x224x224 image a VGG takes, (1, 3, 224, 224)."""
+    return F.interpolate(mel[None, None], size=(224, 224), mode="bilinear").expand(1, 3, 224, 224)
 
 
-def ms(xs: list[float]) -> str:
-    return f"median {1000 * statistics.median(xs):.1f} ms, p95 {1000 * np.percentile(xs, 95):.1f} ms"
+def parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
 
 
-def training_throughput(model_id: str | None, runs: int, threads: int = 0) -> float:
-    """Training clips/s of the model's architecture: augmentation + features + forward/backward/step."""
-    if threads:
-        torch.set_num_threads(threads)
-    model, _ = load_model(model_id)
-    fc, rng = model.feature_config, np.random.default_rng(0)
-    clips = Clips(
-        [(0.1 * rng.standard_normal(int(3.5 * fc.sample_rate))).astype(np.float32) for _ in range(64)],
-        ["neutral"] * 64,
-        ["s"] * 64,
-        ["synthetic"] * 64,
-        [""] * 64,
+def inference(model: ser.SERModel, clip: np.ndarray, runs: int) -> dict:
+    """Per-clip latency of log-mel + model for ours and for VGG-16/19 on the same clip, and the ratios."""
+    fc = model.feature_config
+    ours = timed(lambda: model.probabilities(ser.log_mel_spectrogram(clip, fc)), runs)
+    result = {"ours": {**summary(ours), "parameters": parameters(model)}}
+    for name, widths in VGG_CFGS.items():
+        net = vgg(widths, len(model.labels))
+        with torch.inference_mode():
+            lat = timed(lambda net=net: net(as_image(ser.log_mel_spectrogram(clip, fc))), max(3, runs // 20), 1)
+        result[name] = {
+            **summary(lat),
+            "parameters": parameters(net),
+            "float32_mb": 4 * parameters(net) / 2**20,
+            "slower": statistics.median(lat) / statistics.median(ours),
+            "larger": parameters(net) / parameters(model),
+        }
+    return result
+
+
+def features(clip: np.ndarray, fc: ser.FeatureConfig, runs: int) -> dict:
+    t = timed(lambda: ser.log_mel_spectrogram(clip, fc), runs)
+    return {**summary(t), "clips_per_s": 1 / statistics.median(t)}
+
+
+# ----------------------------------------------------------------------------- where the time of one analysis goes
+
+
+def stages(model: ser.SERModel, clip: np.ndarray, runs: int) -> dict:
+    """CPU milliseconds per analysis (median over `runs`) of each step `ser.analyse_file` takes, and the pictures.
+
+    Every function `ser.inference` imports from elsewhere is timed where `analyse` calls it (so a step added
+    there is counted with no change here); the model's `probabilities` likewise. "other" is the rest. CPU time
+    of this thread, not wall time: other processes on the machine do not inflate it, and it adds up to the
+    server's CPU time per request that bench_app.py measures.
+    """
+    totals: dict[str, list[float]] = defaultdict(list)
+
+    def timer(name, fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            t = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                totals[name][-1] += time.thread_time() - t
+
+        return wrapped
+
+    names = [
+        n for n, f in vars(ser.inference).items() if inspect.isfunction(f) and f.__module__ != ser.inference.__name__
+    ]
+    saved = {n: vars(ser.inference)[n] for n in names}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.wav"
+        sf.write(path, clip, model.feature_config.sample_rate, subtype="PCM_16")  # what a browser uploads
+        try:
+            for n in names:
+                setattr(ser.inference, n, timer(n, saved[n]))
+            model.probabilities = timer("model", model.probabilities)
+            for _ in range(runs + 3):
+                for key in [*names, "model", "analysis"]:
+                    totals[key].append(0.0)
+                t = time.thread_time()
+                analysis = ser.analyse_file(model, path)
+                totals["analysis"][-1] = time.thread_time() - t
+        finally:
+            for n, f in saved.items():
+                setattr(ser.inference, n, f)
+            del model.probabilities
+    median = {k: 1000 * statistics.median(v[3:]) for k, v in totals.items() if any(v[3:])}
+    median["other"] = max(0.0, median["analysis"] - sum(v for k, v in median.items() if k != "analysis"))
+    median["pictures (page only)"] = 1000 * statistics.median(
+        timed(lambda: draw(analysis), max(3, runs // 10), 1, clock=time.thread_time)
     )
-    model.train()
-    opt = torch.optim.AdamW(model.parameters())
-    g = torch.Generator().manual_seed(0)
+    return median
 
-    def step():
-        mel = _batch(clips, rng.integers(0, 64, 32), fc, AugmentConfig(), rng, g, "cpu")
-        loss = model(mel).logsumexp(dim=1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
 
-    return 32 / statistics.median(timed(step, runs, warmup=2))
+def draw(a: ser.Analysis) -> None:
+    """The page's three pictures, encoded as Gradio encodes a plot (not part of /predict)."""
+    for fig in (
+        plots.probabilities(a.probs),
+        plots.waveform(a.audio, a.features.sample_rate),
+        plots.log_mel(a.mel, a.features),
+    ):
+        fig.savefig(os.devnull, format="webp")
+        plots.plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def training(steps: int, folder: Path | None) -> dict:
+    """Steps/s of `fit` with the default TrainConfig on synthetic clips, and the default budget extrapolated.
+
+    Also the shipped fit's own time when the checkpoint's metrics.json records it (`final_fit_seconds`).
+    """
+    cfg = TrainConfig()
+    fc, rng = cfg.model.features, np.random.default_rng(0)
+    source = speech(fc.sample_rate)
+    n, size = 64, int(3.5 * fc.sample_rate)
+    starts = rng.integers(0, len(source) - size, n)
+    emotions = ["neutral", "happy", "sad", "angry"]
+    clips = Clips([source[s : s + size] for s in starts], [emotions[i % 4] for i in range(n)],
+                  [f"s{i % 8}" for i in range(n)], ["synthetic"] * n, [""] * n)  # fmt: skip
+    short = dataclasses.replace(cfg, epochs=1, steps_per_epoch=2)
+    fit(clips, clips.subset([]), short, fc, log=lambda m: None)  # warm-up: first-call allocations
+    timed_cfg = dataclasses.replace(cfg, epochs=1, steps_per_epoch=steps)
+    t = time.perf_counter()
+    fit(clips, clips.subset([]), timed_cfg, fc, log=lambda m: None)
+    rate = steps / (time.perf_counter() - t)
+    result = {
+        "steps_measured": steps,
+        "steps_per_s": rate,
+        "budget_steps": cfg.steps,
+        "batch_size": cfg.batch_size,
+        "extrapolated_seconds": cfg.steps / rate,
+        "torch_threads": torch.get_num_threads(),
+    }
+    metrics = (folder or DEFAULT_MODEL) / "metrics.json"
+    if metrics.is_file():
+        recorded = json.loads(metrics.read_text()).get("training", {}).get("final_fit_seconds")
+        result["final_fit_seconds"] = recorded
+    return result
+
+
+def model_file(model: ser.SERModel) -> dict:
+    weights = (model.source_dir or DEFAULT_MODEL) / "model.safetensors"
+    return {"file_mb": weights.stat().st_size / 2**20, "parameters": parameters(model), "path": str(weights)}
+
+
+def measure(model_name: str | None, quick: bool = False, log=print) -> dict:
+    """Every in-process figure, as one dict (see `bench/run_all.py` for its place in the results file)."""
+    runs = 20 if quick else 200
+    model = ser.load_model(model_name)
+    clip = speech_clips(1)[0]
+    log(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {runs} runs per figure")
+    out = {"clip_seconds": CLIP_SECONDS, "torch_threads": torch.get_num_threads(), "model": model_file(model)}
+    out["features"] = features(clip, model.feature_config, runs)
+    log(f"log-mel, 3 s clip: {out['features']['clips_per_s']:.0f} clips/s")
+    out["inference"] = inference(model, clip, runs)
+    log("inference, 3 s clip: " + json.dumps(out["inference"], default=round))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // 2))  # as app.py runs analyses: two at a time, the cores split between them
+    out["stages_ms"], out["stages_threads"] = stages(model, clip, runs), torch.get_num_threads()
+    torch.set_num_threads(threads)
+    log("where one analysis goes (ms): " + json.dumps(out["stages_ms"], default=round))
+    out["training"] = training(5 if quick else 40, model.source_dir)
+    log(f"training: {out['training']['steps_per_s']:.2f} steps/s -> {out['training']['extrapolated_seconds']:.0f} s")
+    return out
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=None, help="checkpoint folder or Hub id (default: shipped checkpoint)")
-    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--model", default=None, help="checkpoint folder or Hub id (default: the shipped checkpoint)")
+    p.add_argument("--quick", action="store_true", help="a few runs of each: checks the script, noisy figures")
     args = p.parse_args(argv)
-    model, _ = load_model(args.model)
-    fc = model.feature_config
-    rng = np.random.default_rng(0)
-    clip = (0.1 * rng.standard_normal(3 * fc.sample_rate)).astype(np.float32)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-
-    t = timed(lambda: log_mel_spectrogram(clip, fc), args.runs)
-    print(f"feature extraction, 3 s clip: {1 / statistics.median(t):.0f} clips/s ({ms(t)})")
-
-    t = timed(lambda: model.predict_proba(clip), args.runs)
-    print(f"inference, 3 s clip (features + model): {ms(t)}  [target <= 20 ms]")
-
-    threads = torch.get_num_threads()
-    rate = training_throughput(args.model, max(5, args.runs // 10))
-    print(
-        f"training, batches of 32 x 3 s with augmentation, 1 process x {threads} threads: {rate:.0f} clips/s "
-        f"-> one epoch over 1,000 clips {1000 / rate:.0f} s  [target <= 60 s]"
-    )
-    if threads > 1:  # what `train.py --jobs N` does: N fits side by side, the threads shared between them
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(threads, mp_context=context) as pool:
-            rates = list(
-                pool.map(
-                    training_throughput, [args.model] * threads, [max(5, args.runs // 10)] * threads, [1] * threads
-                )
-            )
-        print(
-            f"training, {threads} processes x 1 thread side by side (train.py --jobs {threads}): "
-            f"{sum(rates):.0f} clips/s in all, {sum(rates) / rate:.2f}x one process"
-        )
-
-    folder = Path(args.model) if args.model and Path(args.model).is_dir() else None
-    from ser.hub import DEFAULT_MODEL
-
-    weights = (folder or DEFAULT_MODEL) / "model.safetensors"
-    ours_mb = weights.stat().st_size / 2**20 if weights.exists() else float("nan")
-    n_ours = sum(p.numel() for p in model.parameters())
-    mel = log_mel_spectrogram(clip, fc)[None]
-    with torch.inference_mode():
-        ours = timed(lambda: model(mel), args.runs)
-    print(f"\nours: {n_ours / 1e6:.2f} M parameters, {ours_mb:.1f} MB file, model-only {ms(ours)}  [target <= 5 MB]")
-    x = torch.randn(1, 3, 224, 224)
-    for name, cfg in VGG_CFGS.items():
-        net = vgg(cfg)
-        n = sum(p.numel() for p in net.parameters())
-        with torch.inference_mode():
-            lat = timed(lambda net=net: net(x), max(5, args.runs // 10), warmup=2)
-        print(
-            f"{name}: {n / 1e6:.1f} M parameters ({4 * n / 2**20:.0f} MB as float32), {ms(lat)}; "
-            f"ours is {n / n_ours:.0f}x smaller and {statistics.median(lat) / statistics.median(ours):.0f}x faster"
-        )
+    print(json.dumps(measure(args.model, args.quick), indent=2))
 
 
 if __name__ == "__main__":

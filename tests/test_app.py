@@ -5,7 +5,9 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -225,6 +227,29 @@ def test_example_clips_are_kept(model, tmp_path, monkeypatch):
     other = write(tmp_path / "gradio" / "0ddba11" / "example.wav", speech_like(seed=1))  # same name, other sound
     app.analyse_upload(model, str(other), keep=[example])
     assert not other.exists()
+
+
+def test_api_calls_are_told_busy_when_no_analysis_starts_in_time(model, tmp_path, monkeypatch):
+    """With every analysis thread taken, an API call is answered BUSY in one line and its upload deleted; the page's
+    analyses (no `wait`) wait their turn instead."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    release = threading.Event()
+    for _ in range(app.CONCURRENCY):
+        app.ANALYSES.submit(release.wait)
+    upload = write(tmp_path / "gradio" / "b1" / "speech.wav", speech_like())
+    page_upload = write(tmp_path / "gradio" / "b2" / "speech.wav", speech_like(seed=1))
+    with ThreadPoolExecutor(1) as visitor:
+        try:
+            busy = app.analyse_upload(model, str(upload), wait=0.1)
+            page = visitor.submit(app.analyse_upload, model, str(page_upload))
+            time.sleep(0.5)
+            assert not page.done(), "the page's analysis waits for a free thread"
+        finally:
+            release.set()
+        assert page.result(timeout=120).analysis is not None
+    assert busy.error == app.BUSY and busy.analysis is None and not upload.exists()
+    verdict = app.verdict(busy)
+    assert "busy" in verdict and "try again" in verdict and verdict.count("\n") == 1
 
 
 def test_recent_results_are_bounded():

@@ -1,0 +1,201 @@
+"""Every speed, size and load figure the project reports, into one results file; and its Markdown table.
+
+    python bench/run_all.py            # about 20 min on the 2-core machine: writes bench/results/speed.json
+    python bench/run_all.py --quick    # about 3 min, noisy: checks the scripts, writes bench/results/speed-quick.json
+    python bench/run_all.py --table    # prints the README's speed table from bench/results/speed.json
+
+The figures come from bench/bench_core.py (in-process: features, inference with VGG-16/19 ratios, where one
+analysis spends its time, training speed, model size) and bench/bench_app.py (`python app.py` in a subprocess,
+`/predict` through gradio_client at 1, 8 and 32 clients, 2,000 requests each: cold start, latency, throughput,
+failures, server memory). Run it on an otherwise idle machine: the load average before and after is recorded.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import bench_app
+import bench_core
+import gradio
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# The targets of issue 19, on the 2-core machine.
+TARGET_RATE_8 = 20.0  # requests/s at 8 clients
+TARGET_P95_32 = 2000.0  # ms at 32 clients, unless the waiting ones are told "busy" fast
+TARGET_RSS_GROWTH = 50.0  # MiB over all the requests, and back to the baseline after a rest
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=RESULTS)
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu or platform.processor(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gradio": gradio.__version__,
+        "commit": commit.stdout.strip(),
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    start, load = time.time(), os.getloadavg()[0]
+    results = {
+        "command": "python bench/run_all.py" + (" --quick" if args.quick else ""),
+        "quick": args.quick,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "load_average_before": load,
+    }
+    print(f"== in-process figures (load average {load:.1f})", flush=True)
+    results["core"] = bench_core.measure(args.model, quick=args.quick)
+    print("== the app under load", flush=True)
+    requests, seconds, rest = (40, 60, 5) if args.quick else (2000, 600, 60)
+    results["app"] = bench_app.measure(args.model, requests, seconds, rest)
+    results["load_average_after"] = os.getloadavg()[0]
+    results["seconds"] = time.time() - start
+    return results
+
+
+# ----------------------------------------------------------------------------- the Markdown table
+
+
+def ms(x: float | None) -> str:
+    return "-" if x is None else f"{x / 1000:.2f} s" if x >= 1000 else f"{x:.0f} ms" if x >= 10 else f"{x:.1f} ms"
+
+
+def mark(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def level_row(lv: dict) -> list[str]:
+    n = lv["clients"]
+    text = (
+        f"p50 {ms(lv['p50_ms'])}, p95 {ms(lv['p95_ms'])}; {lv['requests_per_s']:.1f} requests/s; "
+        f"{lv['ok']:,} answered, {lv['busy']:,} told busy, {lv['failed']:,} failed of {lv['requests']:,}"
+    )
+    if lv["busy"]:
+        text += f" (busy answers p95 {ms(lv['busy_p95_ms'])})"
+    ok = lv["failed"] == 0
+    target = "0 failed"
+    if n == 8:
+        ok, target = ok and lv["requests_per_s"] >= TARGET_RATE_8, f"0 failed, >= {TARGET_RATE_8:g} requests/s"
+    if n == 32:
+        fast = lv["p95_ms"] <= TARGET_P95_32 or (lv["answered_p95_ms"] or 0) <= TARGET_P95_32
+        ok, target = ok and fast, "0 failed; p95 <= 2 s, or a fast 'busy, try again'"
+    return [f"`/predict`, {n} client{'s' if n > 1 else ''}", text, f"{target}: {mark(ok)}"]
+
+
+def speed_rows(r: dict) -> list[list[str]]:
+    core, app = r["core"], r["app"]
+    inf, tr, size = core["inference"], core["training"], core["model"]
+    rows = [
+        ["Model file", f"{size['file_mb']:.1f} MB, {size['parameters'] / 1e6:.2f} M parameters", ""],
+        ["Log-mel features of a 3 s clip", f"{core['features']['clips_per_s']:,.0f} clips/s", ""],
+        [
+            "Inference per 3 s clip (log-mel + model)",
+            f"median {ms(inf['ours']['median_ms'])}, p95 {ms(inf['ours']['p95_ms'])}",
+            "",
+        ],
+    ]
+    for name, label in (("vgg16", "VGG-16"), ("vgg19", "VGG-19")):
+        v = inf[name]
+        rows.append([
+            f"{label} on the same clip, same run (log-mel as a 224x224 image)",
+            f"median {ms(v['median_ms'])}: {v['slower']:.0f}x slower; {v['larger']:.0f}x the parameters "
+            f"({v['float32_mb']:.0f} MB as float32)",
+            "",
+        ])  # fmt: skip
+    fit = f"{tr['extrapolated_seconds'] / 60:.0f} min, extrapolated from {tr['steps_per_s']:.2f} steps/s over "
+    fit += f"{tr['steps_measured']} steps of `ser.training.fit` on synthetic clips"
+    if tr.get("final_fit_seconds"):
+        fit += f"; the shipped model's final fit took {tr['final_fit_seconds'] / 60:.0f} min (its metrics.json)"
+    rows.append([f"Training the default model ({tr['budget_steps']:,} steps of {tr['batch_size']})", fit, ""])
+    rows.append([
+        "App cold start (`python app.py`)",
+        f"serves the page after {app['serve_s']:.1f} s, answers `/predict` after {app['first_predict_s']:.1f} s",
+        "",
+    ])  # fmt: skip
+    rows += [level_row(lv) for lv in app["levels"]]
+    rss = app["rss_mb"]
+    total = sum(lv["requests"] for lv in app["levels"])
+    grew = rss[f"after_{app['levels'][-1]['clients']}_clients"] - rss["after_warm_up"]
+    rested = rss["after_rest"] - rss["after_warm_up"]
+    rows.append([
+        "Server memory (RSS)",
+        f"{rss['after_warm_up']:.0f} MiB after warm-up; {grew:+.0f} MiB after {total:,} requests "
+        f"(peak {rss['peak']:.0f}); {rested:+.0f} MiB after {app['rest_s']:.0f} s of rest",
+        f"<= {TARGET_RSS_GROWTH:g} MiB growth: {mark(grew <= TARGET_RSS_GROWTH and rested <= TARGET_RSS_GROWTH)}",
+    ])  # fmt: skip
+    return rows
+
+
+def stage_rows(r: dict) -> list[list[str]]:
+    """Where one /predict's server time goes: each step of the analysis, then Gradio and the transport."""
+    stages, one = r["core"]["stages_ms"], r["app"]["levels"][0]
+    names = {"load_audio": "decode the upload", "model": "model", "log_mel_spectrogram": "log-mel"}
+    rows = [[names.get(k, f"`{k}`"), ms(v)] for k, v in stages.items() if k not in ("analysis", "pictures (page only)")]
+    rows.append(["**analysis in all** (`ser.analyse_file`)", f"**{ms(stages['analysis'])}**"])
+    gradio_ms = one["server_cpu_ms_per_request"] - stages["analysis"]
+    rows.append(["Gradio: upload, queue, events, JSON (server CPU per request at 1 client, less the analysis)",
+                 ms(gradio_ms)])  # fmt: skip
+    rows.append(["the page's three pictures (not drawn for `/predict`)", ms(stages["pictures (page only)"])])
+    return rows
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def table(r: dict) -> str:
+    """The README's speed and load tables, from one results file."""
+    m = r["machine"]
+    lines = []
+    if r["quick"]:
+        lines.append("**A --quick run: a few requests per level, for checking the scripts, not for quoting.**\n")
+    lines.append(
+        f"`{r['command']}` on {r['date']}: {m['cpus']} CPU cores ({m['cpu']}), torch {m['torch']} with "
+        f"{r['core']['torch_threads']} threads, gradio {m['gradio']}, commit {m['commit']}; load average "
+        f"{r['load_average_before']:.1f} before, {r['load_average_after']:.1f} after. Clips are 3 s of real speech "
+        "(examples/). The app is reached through gradio_client on 127.0.0.1, each client its own session.\n"
+    )
+    lines.append(markdown(["Measure", "Result", "Target"], speed_rows(r)))
+    lines.append(
+        f"\nWhere one `/predict` spends the server's CPU time (median ms; the analysis in-process with "
+        f"{r['core']['stages_threads']} torch thread(s), as app.py runs it):\n"
+    )
+    lines.append(markdown(["Step", "Time"], stage_rows(r)))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a few requests per level: checks the scripts in ~3 min")
+    p.add_argument("--table", action="store_true", help="print the Markdown table of the results file; measure nothing")
+    p.add_argument("--results", type=Path, default=None, help="results file (default bench/results/speed.json, "
+                   "or speed-quick.json with --quick)")  # fmt: skip
+    p.add_argument("--model", default=None, help="checkpoint folder or Hub id (default: the shipped checkpoint)")
+    args = p.parse_args(argv)
+    path = args.results or RESULTS / ("speed-quick.json" if args.quick else "speed.json")
+    if args.table:
+        if not path.is_file():
+            sys.exit(f"error: no results at {path}; run python bench/run_all.py first")
+        print(table(json.loads(path.read_text())))
+        return
+    results = run(args)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {path} in {results['seconds'] / 60:.1f} min\n")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
