@@ -88,8 +88,11 @@ class SERModel(
 
     def embed(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, T) -> (B, 2 * C * F') utterance embedding."""
-        x = self.features(self.normalize(mel).unsqueeze(1))  # (B, C, F', T')
-        x = x.flatten(1, 2)  # (B, C * F', T')
+        return self.pool(self.features(self.normalize(mel).unsqueeze(1)))
+
+    def pool(self, maps: torch.Tensor) -> torch.Tensor:
+        """Feature maps (B, C, F', T') -> (B, 2 * C * F'): each unit's mean and standard deviation over time."""
+        x = maps.flatten(1, 2)  # (B, C * F', T')
         return torch.cat([x.mean(dim=-1), x.std(dim=-1)], dim=1)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -98,9 +101,11 @@ class SERModel(
 
     @torch.inference_mode()
     def probabilities(self, mel: torch.Tensor) -> torch.Tensor:
-        """Calibrated probabilities (n_classes,) from one log-mel (n_mels, T) made with `feature_config`."""
+        """Calibrated probabilities (n_classes,) from one log-mel (n_mels, T) made with `feature_config`, or
+        (B, n_classes) from a batch (B, n_mels, T) of equally long ones."""
         self.eval()
-        return F.softmax(self(mel.unsqueeze(0))[0] / self.config.temperature, dim=-1)
+        logits = self(mel if mel.dim() == 3 else mel.unsqueeze(0)) / self.config.temperature
+        return F.softmax(logits if mel.dim() == 3 else logits[0], dim=-1)
 
     @torch.inference_mode()
     def block_outputs(self, mel: torch.Tensor) -> list[torch.Tensor]:
