@@ -9,7 +9,6 @@ import os
 import shutil
 import struct
 import threading
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,12 +28,6 @@ MIN_RATE, MAX_RATE = 8000, 96000
 # costs at most 4 MiB of float32 whatever channel count a header claims; and at most BLOCK_FRAMES frames.
 BLOCK_VALUES, BLOCK_FRAMES = 2**20, 2**16
 CUT_TOLERANCE_SECONDS = 0.05  # codecs may end a frame or two off their header's count: more missing is a cut
-
-
-# librosa's notices when it falls back to audioread; our own message says what happened. Filters set once here, since
-# warnings.catch_warnings() is not thread-safe and the app decodes in several threads.
-warnings.filterwarnings("ignore", message="PySoundFile failed", category=UserWarning)
-warnings.filterwarnings("ignore", message=".*__audioread_load", category=FutureWarning)
 
 
 class AudioError(ValueError):
@@ -255,8 +248,8 @@ def stream_audio(
     """Yield a long recording as consecutive mono float32 blocks (samples,) at `sample_rate`, `block_seconds` each
     (the last one shorter), decoding and resampling as it goes: memory stays bounded by the block size.
 
-    Together the blocks equal `load_audio(path, sample_rate, max_seconds)` (one resampler runs across block
-    edges). Problems with the file raise `AudioError`, possibly after some blocks were yielded (a file that
+    Together the blocks equal `load_audio(path, sample_rate, max_seconds)` to float rounding (one resampler runs
+    across block edges). Problems with the file raise `AudioError`, possibly after some blocks were yielded (a file that
     ends before its header said is found out when the stream gets there).
     """
     path = _checked(path)
