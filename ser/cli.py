@@ -15,6 +15,7 @@ from .data import load_corpus
 from .evaluate import clip_logits, evaluate_logits
 from .hub import ModelError, load_model, push
 from .inference import analyse_file
+from .timeline import analyse_over_time
 
 
 def first_sentence(note: str) -> str:
@@ -32,23 +33,32 @@ def cmd_predict(args) -> int:
     failed = 0
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
     if writer:
-        writer.writerow(["path", "label", *model.labels, "notes", "error"])
+        writer.writerow(["path", "label", *model.labels, "notes", *(["segments"] if args.timeline else []), "error"])
     for path in files:
         try:
-            a, error = analyse_file(model, path), None
+            if args.timeline:
+                a, over_time = analyse_over_time(model, path)
+                segments, error = over_time.segments, None
+            else:
+                a, segments, error = analyse_file(model, path), None, None
         except AudioError as e:
-            a, error = None, str(e)
+            a, segments, error = None, None, str(e)
             failed += 1
+        timed = {"segments": [s.to_dict() for s in segments]} if segments is not None else {}
         if args.format == "jsonl":
-            row = {"label": a.label, "probs": a.probs, "notes": a.notes} if a else {"error": error}
+            row = {"label": a.label, "probs": a.probs, "notes": a.notes, **timed} if a else {"error": error}
             print(json.dumps({"path": str(path), **row}), flush=True)
         elif writer:
             probs = [f"{a.probs[k]:.4f}" for k in model.labels] if a else [""] * len(model.labels)
-            writer.writerow([path, a.label if a else "", *probs, " ".join(a.notes) if a else "", error or ""])
+            extra = [json.dumps(timed["segments"]) if timed else ""] if args.timeline else []
+            writer.writerow([path, a.label if a else "", *probs, " ".join(a.notes) if a else "", *extra, error or ""])
         else:
             summary = f"{a.label:<10} {a.probs[a.label]:6.1%}" if a else f"error: {error}"
             notes = "".join(f"  note: {first_sentence(n)}" for n in a.notes) if a else ""
             print(f"{str(path):<50} {summary}{notes}", flush=True)
+            for s in segments or []:
+                shown = f"{s.label:<10} {s.confidence:6.1%}" if s.confidence is not None else s.label
+                print(f"  {s.start:7.1f} - {s.end:7.1f} s  {shown}", flush=True)
     if failed:
         print(f"{failed} of {len(files)} file(s) could not be used", file=sys.stderr)
     return 1 if failed else 0
@@ -111,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("paths", nargs="+", help="audio files, or folders searched recursively")
     pr.add_argument("--model", default=None, help=model_help)
     pr.add_argument("--format", choices=["jsonl", "csv", "table"], default="jsonl")
+    pr.add_argument(
+        "--timeline",
+        action="store_true",
+        help="also analyse the whole recording in windows over time: each jsonl line gets a 'segments' list "
+        "(start and end in seconds, label: an emotion or 'silence', confidence)",
+    )
     pr.set_defaults(func=cmd_predict)
 
     ev = sub.add_parser("evaluate", help="accuracy, UAR, macro-F1 and confusion matrix on a labelled corpus")

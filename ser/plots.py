@@ -243,7 +243,7 @@ def saliency(e, cfg: FeatureConfig) -> plt.Figure:
     return fig
 
 
-def mel_image(mel: np.ndarray, cfg: FeatureConfig, scale: int = 2) -> np.ndarray:
+def mel_image(mel: np.ndarray, cfg: FeatureConfig, scale: int = 3) -> np.ndarray:
     """A log-mel (n_mels, frames) in dB as an RGB picture (scale * n_mels, frames, 3) uint8, low pitch at the
     bottom, coloured like `log_mel` over its own top_db range: cheap enough to send twice a second."""
     low = mel.max() - cfg.top_db

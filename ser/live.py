@@ -1,0 +1,87 @@
+"""Live mode: the emotion of the last few seconds of a microphone stream, updated as its chunks arrive.
+
+A browser streams the recording in chunks (the app asks Gradio for one every half second); each is uploaded as a
+small WAV file, then handed to the app's handler. Gradio runs one handler at a time per stream and keeps only the
+newest chunk that arrived meanwhile, so chunks never queue up on the server: when it falls behind, older chunks
+are skipped. `LiveSession.feed` keeps only the newest SHOW_SECONDS and judges only the newest listening window,
+so the work per chunk is bounded too.
+
+How far behind real time the answer is: `behind` is the age of the newest sound in the answer when the answer is
+ready, measured from when its chunk reached the server (its file's time). It counts the wait for the handler and
+the analysis; not the half second a chunk takes to record, nor the trips over the network.
+"""
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .audio import AudioError, to_model_rate
+from .features import log_mel_spectrogram
+from .model import SERModel
+from .vad import FRAME_SECONDS, SPEECH_THRESHOLD, speech_probabilities
+
+SHOW_SECONDS = 6.0  # the rolling spectrogram shows this much: a sentence or two
+
+
+@dataclass
+class LiveFrame:
+    """What the live view shows after one chunk."""
+
+    probs: dict[str, float] | None  # label -> probability of the newest listening window; None: no speech in it
+    mel: np.ndarray  # (n_mels, frames) log-mel in dB of the newest SHOW_SECONDS (silence before the stream began)
+    behind: float  # seconds from the newest sound reaching the server to this answer (see the module docstring)
+    listened: float  # seconds of sound the verdict is about (at most the model's clip_seconds)
+
+
+class LiveSession:
+    """One microphone stream: a resampler that carries over between chunks, and the newest SHOW_SECONDS of sound."""
+
+    def __init__(self, model: SERModel, clock=time.time):  # wall-clock time, as file times are
+        self.model, self.clock = model, clock
+        cfg = model.feature_config
+        self.buffer = np.zeros(int(SHOW_SECONDS * cfg.sample_rate), np.float32)  # the newest audio, at model rate
+        self.rate: int | None = None
+        self.resampler: soxr.ResampleStream | None = None
+        self.received = 0.0  # seconds of audio received so far
+
+    def feed(self, chunk: np.ndarray, rate: int, arrived: float | None = None) -> LiveFrame:
+        """Take the next chunk (samples,) or (samples, channels) at `rate` Hz, which reached the server at `arrived`
+        (the clock's time; default: now), and judge the newest audio.
+
+        Raises `AudioError` for a rate outside 8 to 96 kHz, a rate that changes mid-stream, or NaN samples.
+        Resampled to the model's rate by one resampler for the whole stream, so chunks join without clicks.
+        """
+        arrived = self.clock() if arrived is None else arrived
+        cfg = self.model.feature_config
+        if self.rate is not None and rate != self.rate:
+            raise AudioError(f"the microphone changed its sample rate to {rate} Hz mid-stream; start recording again")
+        mono = to_model_rate(chunk, rate, rate, name="the microphone stream")  # mono float32, checked; same rate
+        if self.resampler is None:
+            self.rate, self.resampler = rate, soxr.ResampleStream(rate, cfg.sample_rate, 1, dtype="float32")
+        new = self.resampler.resample_chunk(mono)[-len(self.buffer) :]
+        self.buffer = np.concatenate([self.buffer[len(new) :], new])
+        self.received += len(mono) / rate
+
+        heard = min(self.received, cfg.clip_seconds)
+        window = self.buffer[len(self.buffer) - int(heard * cfg.sample_rate) :]
+        probs = None
+        if len(window) >= cfg.min_samples:
+            speech = (speech_probabilities(window, cfg.sample_rate) >= SPEECH_THRESHOLD).sum() * FRAME_SECONDS
+            if speech >= cfg.min_seconds:  # as in the timeline: less speech than this is not judged
+                p = self.model.probabilities(log_mel_spectrogram(window, cfg)).tolist()
+                probs = dict(zip(self.model.labels, p))
+        mel = log_mel_spectrogram(self.buffer, cfg).numpy()
+        return LiveFrame(probs, mel, max(0.0, self.clock() - arrived), heard)
+
+    def feed_file(self, path: str | os.PathLike) -> LiveFrame:
+        """`feed` a chunk uploaded as an audio file; it reached the server when the file was written."""
+        try:
+            chunk, rate = sf.read(path, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise AudioError(f"cannot read a chunk of the microphone stream ({e}); start recording again") from None
+        return self.feed(chunk, rate, arrived=Path(path).stat().st_mtime)

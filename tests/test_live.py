@@ -1,0 +1,91 @@
+"""Live mode: a microphone stream fed chunk by chunk, judged on its newest seconds, with its delay measured."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+import soxr
+import torch
+from conftest import speech_like, write
+
+from ser.audio import AudioError
+from ser.features import FeatureConfig, log_mel_spectrogram
+from ser.live import SHOW_SECONDS, LiveSession
+from ser.model import ModelConfig, SERModel
+
+MIC = 48000  # what browsers record at
+CHUNK = MIC // 2  # Gradio sends one every 0.5 s
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    labels = ["neutral", "happy", "sad", "angry"]
+    return SERModel(ModelConfig(labels=labels, features=FeatureConfig(), widths=[8, "M", 16, "M"], hidden=16)).eval()
+
+
+def voice(seconds: float) -> np.ndarray:
+    """Speech-like sound as a browser sends it: 16-bit at 48 kHz."""
+    return (soxr.resample(speech_like(seconds), 16000, MIC) * 32767).astype(np.int16)
+
+
+def chunks(audio: np.ndarray, size: int = CHUNK):
+    return [audio[i : i + size] for i in range(0, len(audio), size)]
+
+
+def test_the_newest_seconds_are_judged_as_one_clip(model):
+    cfg, audio = model.feature_config, voice(5.0)
+    session = LiveSession(model)
+    frames = [session.feed(c, MIC) for c in chunks(audio)]
+    assert frames[0].probs is None and frames[0].listened == 0.5  # 0.5 s holds too little speech to judge
+    last = frames[-1]
+    assert last.listened == cfg.clip_seconds and list(last.probs) == model.labels
+    assert sum(last.probs.values()) == pytest.approx(1, abs=1e-5)
+    # One resampler across chunks: the same as resampling the whole stream, so the verdict is that of its end.
+    whole = soxr.resample((audio / 32768).astype(np.float32), MIC, cfg.sample_rate)
+    newest = whole[-int(cfg.clip_seconds * cfg.sample_rate) :]
+    expected = model.probabilities(log_mel_spectrogram(newest, cfg)).numpy()
+    np.testing.assert_allclose(list(last.probs.values()), expected, atol=2e-3)
+    assert last.mel.shape == (cfg.n_mels, int(SHOW_SECONDS * cfg.frames_per_second) + 1)
+
+
+def test_silence_is_not_judged(model):
+    session = LiveSession(model)
+    hiss = (20 * np.random.default_rng(0).standard_normal(4 * MIC)).astype(np.int16)  # -64 dBFS of noise
+    assert all(session.feed(c, MIC).probs is None for c in chunks(hiss))
+
+
+def test_a_long_chunk_costs_no_more_than_a_short_one(model):
+    """A server that fell behind gets more audio at once; it keeps only the newest SHOW_SECONDS."""
+    session = LiveSession(model)
+    frame = session.feed(voice(40.0), MIC)
+    assert len(session.buffer) == SHOW_SECONDS * model.feature_config.sample_rate
+    assert frame.listened == model.feature_config.clip_seconds and frame.probs is not None
+    assert session.received == pytest.approx(40.0)
+
+
+def test_behind_is_the_age_of_the_newest_sound_when_the_answer_is_ready(model):
+    now = [1000.0]
+    session = LiveSession(model, clock=lambda: now[0])
+    assert session.feed(voice(0.5), MIC, arrived=999.3).behind == pytest.approx(0.7)
+    assert session.feed(voice(0.5), MIC).behind == 0  # arrived now, answered at once by this clock
+
+
+def test_a_chunk_file_is_dated_by_its_arrival(model, tmp_path):
+    path = write(tmp_path / "audio.wav", voice(0.5), MIC, "PCM_16")
+    os.utime(path, (time.time() - 2, time.time() - 2))  # it reached the server 2 s ago
+    frame = LiveSession(model).feed_file(path)
+    assert 2 <= frame.behind < 30 and frame.listened == 0.5
+
+
+def test_broken_streams_say_why(model, tmp_path):
+    session = LiveSession(model)
+    session.feed(voice(0.5), MIC)
+    with pytest.raises(AudioError, match="changed its sample rate"):
+        session.feed(voice(0.5), 44100)
+    with pytest.raises(AudioError, match="NaN"):
+        LiveSession(model).feed(np.full(1000, np.nan, np.float32), MIC)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF not audio" * 20)
+    with pytest.raises(AudioError, match="cannot read a chunk"):
+        LiveSession(model).feed_file(tmp_path / "bad.wav")
