@@ -1,9 +1,11 @@
 """Classroom activities as pure functions: the example clips a class may be shown, and the "Act it out" game.
 
 Examples. A clip in `examples/` is named `<emotion>_<anything>.<ext>`, the emotion its speaker intended (one of
-`ser.corpora.EMOTIONS`); the shipped RAVDESS clips are `<emotion>_actor<NN>_<male|female>.flac`, RAVDESS actor NN. A clip whose speaker the
+`ser.corpora.EMOTIONS`); `<emotion>_<corpus>-<speaker>_<male|female>.<ext>` also names the speaker (the shipped
+clips: `happy_nemo-IC0_female.ogg`), and `<emotion>_actor<NN>_...` a RAVDESS actor. A clip whose speaker the
 model was trained on would look far better than the model is on a new voice, so such clips are never offered:
-the model's metrics.json lists its training speakers (`training.train_speakers`, ids as "corpus:speaker").
+the model's metrics.json lists its training speakers (`training.train_speakers`, ids as "corpus:speaker"), or else
+its train_config.json names the corpora it trained on, every speaker of them (older checkpoints).
 
 The game. The app picks an emotion and a sentence; a student says the sentence with that emotion; the model's top
 emotion is a hit when it is the one asked for. The class tally maps each emotion to (tries, hits).
@@ -14,13 +16,13 @@ In plain words. How good the model is, told from its metrics.json for a 14-year-
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .corpora import EMOTIONS
 
-EXAMPLE_CORPUS = "ravdess"  # `..._actor<NN>_...` names a RAVDESS actor (examples/README.md)
-ACTOR = re.compile(r"_actor(\d+)(?:_(male|female))?(?:_|$)")
+ACTOR = re.compile(r"_actor(\d+)(?:_(male|female))?(?:_|$)")  # a RAVDESS actor
+SPEAKER = re.compile(r"_([a-z]+)-([A-Za-z0-9]+)(?:_(male|female))?(?:_|$)")  # any corpus: `_nemo-IC0_female`
 # Short, everyday sentences whose words carry no emotion, so that only the voice can (RAVDESS's two statements first).
 SENTENCES = (
     "Kids are talking by the door.",
@@ -43,6 +45,7 @@ CORPUS_WORDS = {
     "emospeech": "Indian EmoSpeech: speakers from India, in English and Hindi",
     "cremad": "CREMA-D: actors from the USA, in English",
 }
+CORPUS_LANGUAGE = {"ravdess": "English", "emodb": "German", "ased": "Amharic", "nemo": "Polish", "cremad": "English"}
 NEVER = (
     "It can only guess how a voice sounds, and it is often wrong. Never use it to decide anything about a person: "
     "not for marks, jobs, health, or whether someone is telling the truth."
@@ -66,34 +69,46 @@ class Example:
     path: Path
     emotion: str | None  # the emotion its speaker intended, when the name says
     voice: str | None = None  # "male" or "female", when the name says
-    actor: str | None = None  # RAVDESS actor number, as in the name ("19")
+    actor: str | None = None  # the speaker's id in their corpus, as in the name ("19", "IC0")
+    corpus: str | None = None  # the corpus the clip comes from ("ravdess", "nemo")
 
     @property
     def speaker(self) -> str | None:
-        """The speaker id as metrics.json writes it ("ravdess:19"), or None when the name does not say."""
-        return f"{EXAMPLE_CORPUS}:{self.actor}" if self.actor else None
+        """The speaker id as metrics.json writes it ("nemo:IC0"), or None when the name does not say."""
+        return f"{self.corpus}:{self.actor}" if self.actor else None
 
     @property
     def label(self) -> str:
-        """What the app's example button says, e.g. "happy — male voice (actor 19)"; else the file's name."""
+        """What the app's example button says, e.g. "happy — female voice, Polish (nEMO)"; else the file's name."""
         if not (self.emotion and self.actor):
             return self.path.stem
-        who = f"{self.voice} voice (actor {int(self.actor)})" if self.voice else f"actor {int(self.actor)}"
-        return f"{self.emotion} — {who}"
+        where = CORPUS_WORDS.get(self.corpus, self.corpus).split(":")[0]
+        language = CORPUS_LANGUAGE.get(self.corpus)
+        who = f"{self.voice} voice" if self.voice else f"speaker {self.actor}"
+        return f"{self.emotion} — {who}, {language + ' ' if language else ''}({where})"
 
 
 def parse_example(path: Path) -> Example:
     """An example from its file name: `happy_actor19_male.flac` -> (happy, male, "19"); `calm_x.wav` -> calm."""
     path = Path(path)
-    m = ACTOR.search(path.stem)
     emotion = path.stem.split("_")[0].lower()
-    return Example(path, emotion if emotion in EMOTIONS else None, m and m[2], m and m[1])
+    emotion = emotion if emotion in EMOTIONS else None
+    if m := ACTOR.search(path.stem):
+        return Example(path, emotion, m[2], m[1], "ravdess")
+    if m := SPEAKER.search(path.stem):
+        return Example(path, emotion, m[3], m[2], m[1])
+    return Example(path, emotion)
 
 
-def train_speakers(metrics: dict) -> set[str] | None:
-    """The speakers a model was trained on, from its metrics.json; None when the file does not list them."""
-    speakers = (metrics.get("training") or {}).get("train_speakers")
-    return None if speakers is None else set(speakers)
+def train_speakers(metrics: dict, data_args: list[str] | None = None) -> set[str] | None:
+    """The speakers a model was trained on: metrics.json's list, else every speaker ("<corpus>:*") of the corpora
+    in train_config.json's `data` (`data_args`) when no speaker was held out; None when neither can tell."""
+    training = metrics.get("training") or {}
+    if training.get("train_speakers") is not None:
+        return set(training["train_speakers"])
+    if data_args and training.get("validation_speakers") == [] and not training.get("excluded_speakers"):
+        return {f"{a.partition('=')[0] if '=' in a else 'folder'}:*" for a in data_args}
+    return None
 
 
 def split_examples(examples: list[Example], trained_on: set[str] | None) -> tuple[list[Example], list[Example]]:
@@ -103,7 +118,7 @@ def split_examples(examples: list[Example], trained_on: set[str] | None) -> tupl
     """
     if trained_on is None:
         return list(examples), []
-    heard = [e for e in examples if e.speaker in trained_on]
+    heard = [e for e in examples if e.speaker in trained_on or f"{e.corpus}:*" in trained_on]
     return [e for e in examples if e not in heard], heard
 
 
@@ -134,6 +149,40 @@ def add_try(tally: Tally, emotion: str, hit: bool) -> Tally:
     """A new tally with one more try of `emotion` (and one more hit if `hit`); `tally` is left as it was."""
     tries, hits = tally.get(emotion, (0, 0))
     return {**tally, emotion: (tries + 1, hits + int(hit))}
+
+
+@dataclass
+class Game:
+    """One class's game (the app keeps it in their browser session only): the round to act, the tally, the last try."""
+
+    labels: list[str]  # the model's emotions: the ones a round may ask for
+    rng: random.Random = field(default_factory=random.Random)
+    round: Round | None = None
+    tally: Tally = field(default_factory=dict)
+    heard: dict[str, float] | None = None  # the last try's probabilities; None: no try yet, or it failed
+    problem: str | None = None  # why the last try could not be analysed
+    revealed: bool = True  # False in hard mode until the class has guessed what the model will say
+
+    def next_round(self) -> "Game":
+        """The next emotion and sentence to act; the tally stays."""
+        self.round = pick_round(self.labels, self.rng, self.round)
+        self.heard, self.problem, self.revealed = None, None, True
+        return self
+
+    def play(self, heard: dict[str, float] | None, hard: bool = False, problem: str | None = None) -> "Game":
+        """Score a try of the round from the model's probabilities (None and `problem`: it could not be analysed,
+        and does not count). In hard mode the try counts once it is revealed."""
+        self.heard, self.problem, self.revealed = heard, problem, not hard or heard is None
+        if heard is not None and self.revealed:
+            self.tally = add_try(self.tally, self.round.emotion, is_hit(self.round, heard))
+        return self
+
+    def reveal(self) -> "Game":
+        """Hard mode: show the try the class has been guessing about, and count it (once)."""
+        if not self.revealed:
+            self.revealed = True
+            self.tally = add_try(self.tally, self.round.emotion, is_hit(self.round, self.heard))
+        return self
 
 
 def tally_rows(tally: Tally, labels: list[str]) -> list[list]:
