@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import load_audio, prepare, to_model_rate, trim_silence
+from .audio import audio_duration, decode_seconds, load_audio, prepare, to_model_rate, trim_silence
 from .features import FeatureConfig, log_mel_spectrogram
 from .model import SERModel
 from .quality import check_quality
@@ -34,10 +34,13 @@ class Analysis:
         return max(self.probs, key=self.probs.get)
 
 
-def analyse(model: SERModel, audio: np.ndarray, rate: int, name: str = "audio") -> Analysis:
+def analyse(
+    model: SERModel, audio: np.ndarray, rate: int, name: str = "audio", full_seconds: float | None = None
+) -> Analysis:
     """Analyse an array (samples,) or (samples, channels), ints or floats, at any rate from 8 to 96 kHz.
 
-    `name` says what the audio is in error messages. Raises `AudioError` (one line) for silent, too short or
+    `name` says what the audio is in error messages; `full_seconds`, the length of the recording `audio` was
+    cut from (a file decoded only as far as the analysis reads). Raises `AudioError` (one line) for silent, too short or
     damaged audio; audio that can be analysed but may mislead (clipped, very quiet, too long) gets `notes`.
     """
     cfg = model.feature_config
@@ -47,6 +50,8 @@ def analyse(model: SERModel, audio: np.ndarray, rate: int, name: str = "audio") 
     notes = check_quality(clip, cfg)
     limit = int(cfg.max_seconds * cfg.sample_rate)
     sound = len(trim_silence(mono, cfg.trim_db)) if len(clip) == limit else len(clip)
+    if len(clip) == limit and full_seconds and full_seconds * cfg.sample_rate > len(mono):
+        sound = max(sound, int(full_seconds * cfg.sample_rate))  # the rest of the file was not even decoded
     truncated = sound > limit
     if truncated:
         notes.append(
@@ -62,4 +67,5 @@ def analyse(model: SERModel, audio: np.ndarray, rate: int, name: str = "audio") 
 def analyse_file(model: SERModel, path: str | os.PathLike) -> Analysis:
     """Analyse an audio file (any format `load_audio` reads). Raises `AudioError` with a one-line reason."""
     cfg = model.feature_config
-    return analyse(model, load_audio(path, cfg.sample_rate), cfg.sample_rate, name=f"'{path}'")
+    audio = load_audio(path, cfg.sample_rate, max_seconds=decode_seconds(cfg))  # bounded whatever the header says
+    return analyse(model, audio, cfg.sample_rate, name=f"'{path}'", full_seconds=audio_duration(path))

@@ -189,11 +189,6 @@ def test_the_library_says_what_is_wrong_in_one_line(case, model, files):
     assert lines and all(line.strip() and "\n" not in line for line in lines)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 19, defect 1: ser.analyse_file still decodes the whole file (load_audio has max_seconds, "
-    "decode_seconds says how much an analysis uses; analyse_file does not pass it yet)",
-)
 def test_a_decompression_bomb_is_analysed_in_bounded_memory_and_time(model, files):
     """5 minutes of 96 kHz sound in 6 kB: decoding it all would take 115 MB of float32 (and an hour, 1.4 GB);
     the analysis reads only what the model takes (30 s), so its peak does not grow with what the file says."""
