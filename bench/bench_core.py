@@ -36,7 +36,7 @@ import torch.nn.functional as F
 import ser
 import ser.inference
 from ser import plots
-from ser.audio import trim_silence
+from ser.audio import AUDIO_EXTENSIONS, trim_silence
 from ser.data import Clips
 from ser.hub import DEFAULT_MODEL
 from ser.training import TrainConfig, fit
@@ -54,7 +54,7 @@ VGG_CFGS = {  # torchvision's configurations "D" (VGG-16) and "E" (VGG-19): conv
 
 def speech(sample_rate: int = 16000) -> np.ndarray:
     """The example clips' speech, silent ends trimmed, one after another: (samples,) float32 at `sample_rate`."""
-    files = sorted(EXAMPLES.glob("*.flac"))
+    files = sorted(p for p in EXAMPLES.glob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
         raise SystemExit(f"error: no example clips in {EXAMPLES}; the benchmarks cut their 3 s clips from them")
     return np.concatenate([trim_silence(ser.load_audio(f, sample_rate), 30.0) for f in files])

@@ -252,6 +252,23 @@ def test_api_calls_are_told_busy_when_no_analysis_starts_in_time(model, tmp_path
     assert "busy" in verdict and "try again" in verdict and verdict.count("\n") == 1
 
 
+def test_memory_is_trimmed_once_after_each_idle_stretch(monkeypatch):
+    calls = []
+
+    class Libc:
+        def malloc_trim(self, pad):
+            calls.append(pad)
+
+    monkeypatch.setattr(app.ctypes, "CDLL", lambda name: Libc())
+    trim = app.MemoryTrim(idle_seconds=0.05)
+    threading.Thread(target=trim.run, daemon=True).start()
+    time.sleep(0.3)
+    assert calls == [], "nothing analysed yet: nothing to give back"
+    trim.touch()
+    time.sleep(0.3)
+    assert calls == [0], "one trim after the stretch, not one every poll"
+
+
 def test_recent_results_are_bounded():
     recent = app.RecentResults(size=2)
     for key in "abc":
