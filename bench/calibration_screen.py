@@ -14,7 +14,7 @@ the model's typical ones, in three settings:
   a long recording), "typical" the mean over the training clips. Optimistic: these corpora give every speaker all
   emotions in equal measure, which no visitor does.
 Prints UAR per corpus and setting, on the same clips within each corpus (speakers with fewer than 3 neutral clips
-are left out of all three), and appends the result to bench/results/calibration_screen.jsonl.
+are left out of all three), and appends the result to bench/results/five_corpora/calibration_screen.jsonl.
 """
 
 import argparse
