@@ -117,3 +117,29 @@ UNUSABLE_FILES = {
     "inf samples": (lambda d: with_sample(np.inf, d, "inf.wav"), "infinite"),
     "folder": (lambda d: file_with(d, "dir.wav", None), "folder"),
 }
+
+
+# ----------------------------------------------------------------------------- the app, served in this process
+
+
+@pytest.fixture(scope="module")
+def app_server(model_dir, tmp_path_factory):
+    """The app with the small test model (no example clips), served in this process on a free port, as `python
+    app.py` serves it; yields (url, Gradio's upload folder)."""
+    import socket
+
+    import app
+    from ser.hub import load_model
+
+    uploads = tmp_path_factory.mktemp("served") / "gradio"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_TEMP_DIR", str(uploads))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        demo = app.build_demo(load_model(model_dir), examples=None)
+        app.launch(demo, server_port=port, prevent_thread_lock=True, quiet=True)
+        try:
+            yield f"http://127.0.0.1:{port}/", uploads
+        finally:
+            demo.close()

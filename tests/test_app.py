@@ -88,10 +88,10 @@ def test_probability_chart_sorted_highlighted_with_percentages(model, wav):
 
 
 def test_pictures_are_phone_width_figures_that_do_not_stay_open(model, wav):
-    result = app.analyse_upload(model, str(wav))
+    result = app.analyse_upload(model, str(wav), over_time=True)  # as the page analyses: with the timeline
     before = set(plt.get_fignums())
     figs = app.render(result, PICTURES)
-    assert len(figs) == 3 and all(isinstance(f, plt.Figure) for f in figs)
+    assert len(figs) == len(PICTURES) and all(isinstance(f, plt.Figure) for f in figs)
     assert all(f.get_figwidth() <= app.FIGURE_WIDTH for f in figs)
     assert set(plt.get_fignums()) == before
 
@@ -117,7 +117,8 @@ def test_confidence_in_words(probs, words):
 
 def test_every_view_renders_nothing_yet_an_error_and_an_analysis(model, tmp_path):
     """The contract a new view signs: a value for the empty Result, an error, and an analysis; no figure left open."""
-    analysed = app.analyse_upload(model, str(write(tmp_path / "loud.wav", np.clip(speech_like() * 8, -1, 1))))
+    loud = write(tmp_path / "loud.wav", np.clip(speech_like() * 8, -1, 1))
+    analysed = app.analyse_upload(model, str(loud), over_time=True)  # as the page analyses: with the timeline
     before = set(plt.get_fignums())
     for name, view in app.VIEWS.items():
         empty, failed, shown = (view.render(r) for r in (app.Result(), app.Result(error="x"), analysed))
@@ -133,7 +134,7 @@ def test_the_page_is_built_from_the_registry(model):
     ids = {c["props"].get("elem_id") for c in config["components"]}
     assert {"verdict", "notes", "probabilities", "scores", "waveform", "log-mel"} <= ids
     tabs = [c["props"]["label"] for c in config["components"] if c["type"] == "tabitem"]
-    assert tabs == [*dict.fromkeys(v.tab for v in app.VIEWS.values() if v.tab), "About the model"]
+    assert tabs == [*dict.fromkeys(v.tab for v in app.VIEWS.values() if v.tab), "Live", "Act it out", "About the model"]
     (predict,) = [d for d in config["dependencies"] if d["api_name"] == "predict"]
     by_id = {c["id"]: c["props"].get("elem_id") for c in config["components"]}
     assert [by_id[i] for i in predict["outputs"]] == ["verdict", "scores", "notes"]  # gradio_client relies on it
@@ -148,7 +149,7 @@ def test_no_audio(model):
     for missing in (None, ""):
         result = app.analyse_upload(model, missing)
         assert result.error == app.NO_AUDIO and app.scores(result) is None
-        assert app.render(result, PICTURES) == [None, None, None]
+        assert app.render(result, PICTURES) == [None] * len(PICTURES)
         assert "No audio" in app.verdict(result)
 
 
@@ -422,14 +423,17 @@ def test_python_app_serves_predict_to_gradio_client(model_dir, tmp_path):
         assert sorted(confidences) == sorted(LABELS) and sum(confidences.values()) == pytest.approx(1, abs=1e-4)
         assert label["label"] == max(confidences, key=confidences.get)
         assert label["label"].capitalize() in verdict and notes == ""
-        assert not [p for p in uploads.rglob("*") if p.is_file()], "the upload was kept after the request"
+        examples = {p.name for p in app.EXAMPLES.iterdir()}  # Gradio keeps a copy of each example clip to serve
+        kept = [p for p in uploads.rglob("*") if p.is_file() and p.name not in examples]
+        assert not kept, "the upload was kept after the request"
 
         verdict, label, _ = client.predict(
             handle_file(str(write(tmp_path / "s.wav", np.zeros(16000)))), api_name="/predict"
         )
         assert "silent" in verdict and not label.get("confidences")
 
-        big = write(tmp_path / "big.wav", np.zeros(16000 * 660, np.float32), subtype="PCM_16")  # 21 MB > 20 MB
+        # 11 minutes of 16-bit 48 kHz stereo: 127 MB, over the 120 MiB limit that fits 10 minutes (115 MB)
+        big = write(tmp_path / "big.wav", np.zeros((48000 * 660, 2), np.int16), 48000, subtype="PCM_16")
         with pytest.raises(ValueError, match="maximum file size"):
             client.predict(handle_file(str(big)), api_name="/predict")
     finally:
