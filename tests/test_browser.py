@@ -133,8 +133,9 @@ def test_upload_and_analyse(playwright, server, calls, tmp_path):
         expect(page.locator("#scores")).to_contain_text(labels[0], timeout=TIMEOUT_MS)
         assert all(label in page.inner_text("#scores") for label in labels)
         page.get_by_role("tab", name="About the model").click()
+        page.get_by_text("For the curious").click()  # the technical details are folded away
         expect(page.locator("#about")).to_contain_text("Limitations", timeout=TIMEOUT_MS)
-        page.get_by_role("tab", name="What it hears").click()
+        page.get_by_role("tab", name="How it works").click()
         page.screenshot(path=tmp_path / "upload.png", full_page=True)
         assert not list(uploads.rglob("voice.wav")), "the upload was kept after the request"
 

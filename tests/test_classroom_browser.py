@@ -33,7 +33,7 @@ BROKEN_WORDS = """root => {
     const el = node.parentElement;
     if (!el || el.closest("svg, script, style, footer, textarea, select, [hidden]")) continue;
     const box = el.getBoundingClientRect();
-    if (box.width === 0 || getComputedStyle(el).visibility === "hidden") continue;
+    if (box.width < 2 || box.height < 2 || getComputedStyle(el).visibility === "hidden") continue;  // sr-only
     for (const m of node.textContent.matchAll(/[^\\s\\-\\u2010-\\u2015\\/]+/g)) {
       const range = document.createRange();
       range.setStart(node, m.index);
@@ -143,9 +143,12 @@ def test_a_lesson_examples_how_it_works_compare_and_act_it_out(playwright, class
     )
     try:
         page = open_page(browser, url, LAPTOP, permissions=["microphone"])
+        expect(page.locator("#examples button")).to_have_count(8, timeout=TIMEOUT_MS)  # the eight shipped clips
         labels = page.locator("#examples button").all_inner_texts()
         assert (
-            len(labels) == 8 and "happy — female voice, Polish (nEMO)" in labels and "sad — male voice, Polish (nEMO)" in labels
+            len(labels) == 8
+            and "happy — female voice, Polish (nEMO)" in labels
+            and "sad — male voice, Polish (nEMO)" in labels
         )
         first = click_example(page, "happy — female voice, Polish (nEMO)")
         assert any(f"{e.capitalize()}:" in first for e in model.labels)
@@ -155,7 +158,7 @@ def test_a_lesson_examples_how_it_works_compare_and_act_it_out(playwright, class
             expect(page.locator(f"{step} img")).to_be_visible(timeout=TIMEOUT_MS)
         page.screenshot(path=shots / "laptop-how-it-works.png", full_page=True)
 
-        click_example(page, "sad — female voice (actor 20)")
+        click_example(page, "sad — male voice, Polish (nEMO)")
         page.get_by_role("tab", name="Compare two voices").click()
         for plot in ("#compare-log-mel", "#compare-probabilities"):
             expect(page.locator(f"{plot} img")).to_be_visible(timeout=TIMEOUT_MS)
