@@ -1,7 +1,7 @@
 """Every speed, size and load figure the project reports, into one results file; and its Markdown table.
 
-    python bench/run_all.py            # about 20 min on the 2-core machine: writes bench/results/speed.json
-    python bench/run_all.py --quick    # about 3 min, noisy: checks the scripts, writes bench/results/speed-quick.json
+    python bench/run_all.py            # about 6 min on the 2-core machine: writes bench/results/speed.json
+    python bench/run_all.py --quick    # a minute or two, noisy: checks the scripts, writes speed-quick.json
     python bench/run_all.py --table    # prints the README's speed table from bench/results/speed.json
 
 The figures come from bench/bench_core.py (in-process: features, inference with VGG-16/19 ratios, where one
@@ -178,7 +178,9 @@ def table(r: dict) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="a few requests per level: checks the scripts in ~3 min")
+    p.add_argument(
+        "--quick", action="store_true", help="a few requests per level: checks the scripts in a minute or two"
+    )
     p.add_argument("--table", action="store_true", help="print the Markdown table of the results file; measure nothing")
     p.add_argument("--results", type=Path, default=None, help="results file (default bench/results/speed.json, "
                    "or speed-quick.json with --quick)")  # fmt: skip
