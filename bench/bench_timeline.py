@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
 
 import ser
 import ser.timeline
@@ -66,14 +65,11 @@ def main(argv=None) -> None:
     parser.add_argument("--model", default=None, help="checkpoint folder or Hub id; default: the shipped model")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=2, help="runs of each measurement; the fastest is shown")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (the app uses 1 on 2 cores)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     model = ser.load_model(args.model)
     cfg = model.feature_config
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (other work on the machine slows every "
-          f"figure); torch threads: {torch.get_num_threads()}; model: {args.model or 'checkpoints/default'}")  # fmt: skip
+          f"figure); the timeline runs on one torch thread; model: {args.model or 'checkpoints/default'}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "recording.wav"
         write_recording(path, args.minutes)
@@ -86,7 +82,8 @@ def main(argv=None) -> None:
         growth = rss_mb() - base
         audio, wall, cpu = timed(lambda: ser.load_audio(path, cfg.sample_rate), args.repeats)
         print(f"  decoding to {cfg.sample_rate // 1000} kHz mono (load_audio)     {wall:6.2f}  {cpu:6.2f}")
-        _, wall, cpu = timed(lambda: ser.timeline.speech_frames(audio, cfg.sample_rate), args.repeats)
+        with ser.timeline.one_thread():  # as the timeline runs it
+            _, wall, cpu = timed(lambda: ser.timeline.speech_frames(audio, cfg.sample_rate), args.repeats)
         print(f"  speech detection (ser.vad, 2 s blocks)  {wall:6.2f}  {cpu:6.2f}")
         tl, wall, cpu = timed(lambda: ser.timeline.timeline(model, audio, cfg.sample_rate), args.repeats)
         print(f"  timeline of the decoded array           {wall:6.2f}  {cpu:6.2f}   {tl.windows} windows of "

@@ -9,6 +9,7 @@ normalisation), so a step's probabilities are an average of ordinary verdicts, a
 model would not see in a single clip.
 """
 
+import contextlib
 import copy
 import math
 import os
@@ -26,7 +27,7 @@ from .vad import FRAME, FRAME_SECONDS, SPEECH_THRESHOLD, VAD_RATE, speech_probab
 
 HOP_SECONDS = 0.5  # a new window every half second: emotions in speech change over seconds, not faster
 SPEECH_SHARE = 0.25  # a step is speech when the detector hears speech in at least a quarter of it
-BATCH = 32  # windows per forward pass: bounds memory (the first conv block's output is ~40 MB for 3 s windows)
+BATCH = 16  # windows per forward pass: as fast as 4 to 32 (one thread), and the first block's output stays ~20 MB
 SILENCE = "silence"  # the label of steps with too little speech to judge
 # The speech detector scales its input to one peak level. Over a whole recording, one shout would make a quiet
 # speaker elsewhere too faint for it (a calm RAVDESS voice 40 dB below an angry one went unheard), so it judges
@@ -91,6 +92,19 @@ def speech_frames(audio: np.ndarray, rate: int) -> np.ndarray:
     return np.concatenate(probs) >= SPEECH_THRESHOLD
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Torch on one thread in this block (this thread's setting, restored after). On a busy 2-core machine two
+    threads wait for each other at every operation: a window took 10 to 22 ms instead of 4, and speech detection,
+    ~19,000 tiny recurrent steps per 10 minutes, 15 to 40 s instead of 0.8 s (bench/bench_timeline.py)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def fast_copy(model: SERModel) -> SERModel:
     """The model with its weights in channels-last order, which oneDNN's CPU convolutions run about 1.5x faster
     (same results to float rounding). A copy: the caller's model is shared and saved as it is."""
@@ -139,11 +153,11 @@ def timeline(
     sr, duration = cfg.sample_rate, len(mono) / cfg.sample_rate
     window = min(round((window_seconds or cfg.clip_seconds) * sr), len(mono))
     hop = round(hop_seconds * sr)
-    frames = speech_frames(mono, sr)  # (detector frames,)
-
-    starts = window_starts(len(mono), window, hop)
-    judged = speech_seconds(frames, starts, starts + window, sr) >= cfg.min_seconds
-    probs = classify_windows(model, mono, starts[judged], window, progress)
+    with one_thread():
+        frames = speech_frames(mono, sr)  # (detector frames,)
+        starts = window_starts(len(mono), window, hop)
+        judged = speech_seconds(frames, starts, starts + window, sr) >= cfg.min_seconds
+        probs = classify_windows(model, mono, starts[judged], window, progress)
 
     step_starts = np.arange(math.ceil(len(mono) / hop)) * hop
     step_ends = np.minimum(step_starts + hop, len(mono))
