@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .card import HUMANS_CREMAD
 from .corpora import EMOTIONS
 
 ACTOR = re.compile(r"_actor(\d+)(?:_(male|female))?(?:_|$)")  # a RAVDESS actor
@@ -50,7 +51,6 @@ NEVER = (
     "It can only guess how a voice sounds, and it is often wrong. Never use it to decide anything about a person: "
     "not for marks, jobs, health, or whether someone is telling the truth."
 )
-HUMANS_CREMAD = 0.409  # crowd raters naming the emotion a CREMA-D actor intended, voice only (Cao et al. 2014)
 ACTED_SPEECH = (
     "The model learned from actors who were asked to *show* an emotion, clearly and often more strongly than people "
     "do in everyday life. Real feelings are usually quieter, mixed, and hidden behind politeness, and everyday "

@@ -1,5 +1,8 @@
 """Shared fixtures: synthetic speech-like audio written to tmp_path, and a small saved model."""
 
+import os
+import struct
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -143,3 +146,68 @@ def app_server(model_dir, tmp_path_factory):
             yield f"http://127.0.0.1:{port}/", uploads
         finally:
             demo.close()
+
+
+# ----------------------------------------------------------------------------- real-browser tests
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package: never a downloaded browser
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
+MIN_FONT_PT = 13  # the smallest text in any picture: 18 px at Gradio's 100 dpi, >= 14 px down to 78 % of that size
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    """Playwright driving Debian's Chromium; skips without it, except under CI=true, where it fails."""
+    if not os.path.exists(CHROMIUM):
+        if IN_CI:
+            pytest.fail(f"CI=true but there is no Chromium at {CHROMIUM}: apt-get install chromium")
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium); browser tests need it")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if IN_CI:
+            raise
+        pytest.skip("the playwright package is not installed (pip install -r requirements-test.txt)")
+    with sync_playwright() as p:
+        yield p
+
+
+# ----------------------------------------------------------------------------- a decompression bomb
+
+
+def utf8_frame_number(n: int) -> bytes:
+    """FLAC's frame numbers are UTF-8 coded; three bytes cover the 5,274 frames of an hour at 96 kHz."""
+    if n < 0x80:
+        return bytes([n])
+    if n < 0x800:
+        return bytes([0xC0 | n >> 6, 0x80 | n & 0x3F])
+    assert n < 0x10000
+    return bytes([0xE0 | n >> 12, 0x80 | (n >> 6) & 0x3F, 0x80 | n & 0x3F])
+
+
+def flac_crc(data: bytes, poly: int, bits: int) -> int:
+    crc, top, mask = 0, 1 << (bits - 1), (1 << bits) - 1
+    for byte in data:
+        crc ^= byte << (bits - 8)
+        for _ in range(8):
+            crc = ((crc << 1) ^ poly) & mask if crc & top else (crc << 1) & mask
+    return crc
+
+
+def constant_flac(path, seconds: float, rate: int, value: int = 8000):
+    """A valid mono 16-bit FLAC of constant sound, written frame by frame: an hour at 96 kHz is 77 kB and takes
+    half a second to make (libsndfile would take ~20 s to encode it). Frames of 65535 samples, one CONSTANT
+    subframe each, with the format's CRC-8 header and CRC-16 footer checks."""
+    total, block = int(seconds * rate), 65535
+    streaminfo = struct.pack(">HH", block, block) + bytes(6)  # block sizes; frame sizes unknown
+    streaminfo += ((rate << 44) | (15 << 36) | total).to_bytes(8, "big") + bytes(16)  # mono, 16 bit; no MD5
+    out = [b"fLaC", bytes([0x80, 0, 0, len(streaminfo)]), streaminfo]
+    for i, start in enumerate(range(0, total, block)):
+        number = utf8_frame_number(i)
+        # sync, fixed blocking; size stored after the header, rate from STREAMINFO; mono, 16 bit
+        header = b"\xff\xf8\x70\x08" + number + struct.pack(">H", min(block, total - start) - 1)
+        frame = header + bytes([flac_crc(header, 0x07, 8)]) + b"\x00" + struct.pack(">h", value)
+        out.append(frame + struct.pack(">H", flac_crc(frame, 0x8005, 16)))
+    path.write_bytes(b"".join(out))
+    return path

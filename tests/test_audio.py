@@ -4,7 +4,6 @@ model's rate; every unusable file becomes one `AudioError` with a one-line messa
 import hashlib
 import os
 import shutil
-import struct
 import subprocess
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import UNUSABLE_FILES, cut_file, random_bytes_file, speech_like, streamed_wav, write
+from conftest import UNUSABLE_FILES, constant_flac, cut_file, random_bytes_file, speech_like, streamed_wav, write
 
 from ser.audio import (
     AudioError,
@@ -289,43 +288,6 @@ def test_concurrent_decodes_leave_stderr_where_it_was(tmp_path):
 
 
 # --- long files: decode only what is used, whatever the header says ---------------------------------------------
-
-
-def _crc(data: bytes, poly: int, bits: int) -> int:
-    crc, top, mask = 0, 1 << (bits - 1), (1 << bits) - 1
-    for byte in data:
-        crc ^= byte << (bits - 8)
-        for _ in range(8):
-            crc = ((crc << 1) ^ poly) & mask if crc & top else (crc << 1) & mask
-    return crc
-
-
-def _utf8(n: int) -> bytes:
-    """FLAC's frame numbers are UTF-8 coded; three bytes cover the 5,274 frames of an hour at 96 kHz."""
-    if n < 0x80:
-        return bytes([n])
-    if n < 0x800:
-        return bytes([0xC0 | n >> 6, 0x80 | n & 0x3F])
-    assert n < 0x10000
-    return bytes([0xE0 | n >> 12, 0x80 | (n >> 6) & 0x3F, 0x80 | n & 0x3F])
-
-
-def constant_flac(path, seconds: float, rate: int, value: int = 8000):
-    """A valid mono 16-bit FLAC of constant sound, written frame by frame: an hour at 96 kHz is 77 kB and takes
-    half a second to make (libsndfile would take ~20 s to encode it). Frames of 65535 samples, one CONSTANT
-    subframe each, with the format's CRC-8 header and CRC-16 footer checks."""
-    total, block = int(seconds * rate), 65535
-    streaminfo = struct.pack(">HH", block, block) + bytes(6)  # block sizes; frame sizes unknown
-    streaminfo += ((rate << 44) | (15 << 36) | total).to_bytes(8, "big") + bytes(16)  # mono, 16 bit; no MD5
-    out = [b"fLaC", bytes([0x80, 0, 0, len(streaminfo)]), streaminfo]
-    for i, start in enumerate(range(0, total, block)):
-        number = _utf8(i)
-        # sync, fixed blocking; size stored after the header, rate from STREAMINFO; mono, 16 bit
-        header = b"\xff\xf8\x70\x08" + number + struct.pack(">H", min(block, total - start) - 1)
-        frame = header + bytes([_crc(header, 0x07, 8)]) + b"\x00" + struct.pack(">h", value)
-        out.append(frame + struct.pack(">H", _crc(frame, 0x8005, 16)))
-    path.write_bytes(b"".join(out))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,8 @@ from pathlib import Path
 import huggingface_hub.constants
 import numpy as np
 import pytest
-from conftest import UNUSABLE_FILES, speech_like, write
+from conftest import UNUSABLE_FILES, constant_flac, speech_like, write
 from safetensors.torch import load_file, save_file
-from test_audio import constant_flac
 
 import app
 import ser.hub

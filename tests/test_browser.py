@@ -3,39 +3,19 @@
 Never downloads a browser. Without /usr/bin/chromium these tests skip, except under CI=true, where they fail.
 """
 
-import os
 import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import speech_like, write
+from conftest import ARGS, CHROMIUM, speech_like, write
 
 import app
 from ser.hub import load_model
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
 # Gradio's queue statistics trip pandas 3 deprecation warnings: not ours, and noise in the report.
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 TIMEOUT_MS = 30_000  # generous: a loaded 2-core machine; a healthy run takes a second or two per step
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    if not os.path.exists(CHROMIUM):
-        if IN_CI:
-            pytest.fail(f"CI=true but there is no Chromium at {CHROMIUM}: apt-get install chromium")
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium); browser tests need it")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if IN_CI:
-            raise
-        pytest.skip("the playwright package is not installed (pip install -r requirements-test.txt)")
-    with sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

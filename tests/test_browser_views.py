@@ -2,35 +2,20 @@
 playwright, with an uploaded recording and a fake microphone. Never downloads a browser; without /usr/bin/chromium
 these tests skip, except under CI=true, where they fail."""
 
-import os
 import re
 
 import numpy as np
 import pytest
-from conftest import speech_like, write
+from conftest import ARGS, CHROMIUM, speech_like, write
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
 TIMEOUT_MS = 120_000  # a step takes a second or two on an idle machine; far longer on a loaded 2-core one
 LABELS = ["neutral", "happy", "sad", "angry"]
 pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    if not os.path.exists(CHROMIUM):
-        if IN_CI:
-            pytest.fail(f"CI=true but there is no Chromium at {CHROMIUM}: apt-get install chromium")
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium); browser tests need it")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if IN_CI:
-            raise
-        pytest.skip("the playwright package is not installed (pip install -r requirements-test.txt)")
-    with sync_playwright() as p:
-        yield p.chromium
+def chromium(playwright):
+    return playwright.chromium
 
 
 def shows_picture(page, selector: str) -> None:

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from conftest import speech_like, write
+from conftest import MIN_FONT_PT, speech_like, write
 
 import app
 from ser import card, classroom, plots, walkthrough
@@ -18,7 +18,6 @@ from ser.hub import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["neutral", "happy", "sad", "angry"]
-MIN_FONT_PT = 13  # the smallest text in any picture: 18 px at Gradio's 100 dpi, >= 14 px down to 78 % of that size
 JARGON = ("UAR", "F1", "dBFS", "±", "ECE", "fold", "mel", "log", "train.py", "speaker-independent")
 
 

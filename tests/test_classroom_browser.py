@@ -12,9 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import speech_like, write
-from test_browser import ARGS, CHROMIUM, playwright  # noqa: F401  (playwright: the fixture)
-from test_classroom import MIN_FONT_PT
+from conftest import ARGS, CHROMIUM, MIN_FONT_PT, speech_like, write
 
 import app
 from ser.hub import load_model
