@@ -622,9 +622,14 @@ VIEWS: dict[str, View] = {
     ),
     "segments": View(
         segments_table,
-        lambda: gr.Dataframe(headers=["from (s)", "to (s)", "emotion", "confidence (%)"], label="Segments",
-                             datatype=["number", "number", "str", "number"], interactive=False,
-                             elem_id="segments", max_height=400),  # fmt: skip
+        lambda: gr.Dataframe(
+            headers=["from (s)", "to (s)", "emotion", "confidence (%)"],
+            label="Segments",
+            datatype=["number", "number", "str", "number"],
+            interactive=False,
+            elem_id="segments",
+            max_height=400,
+        ),  # fmt: skip
         tab=OVER_TIME,
     ),
     "why_class": View(
@@ -935,7 +940,11 @@ def example_clips(
     the voice, in the model's label order, and the files. A speaker the model was trained on is never offered."""
     files = sorted(p for p in folder.glob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if folder else []
     files_of_model = checkpoint_files(model)
-    data = json.loads(files_of_model["train_config.json"].read_text()).get("data") if "train_config.json" in files_of_model else None
+    data = (
+        json.loads(files_of_model["train_config.json"].read_text()).get("data")
+        if "train_config.json" in files_of_model
+        else None
+    )
     trained_on = classroom.train_speakers(metrics, data)
     offered, withheld = classroom.split_examples([classroom.parse_example(p) for p in files], trained_on)
     if withheld:

@@ -142,7 +142,9 @@ def compare_log_mels(mels: list[tuple[str, np.ndarray]], cfg: FeatureConfig) -> 
     return fig
 
 
-def compare_probabilities(probs: list[tuple[str, dict[str, float]]], title: str = "Emotion probabilities") -> plt.Figure:
+def compare_probabilities(
+    probs: list[tuple[str, dict[str, float]]], title: str = "Emotion probabilities"
+) -> plt.Figure:
     """Grouped horizontal bars: one group per emotion (first dict's order, top down), one bar per voice."""
     labels = list(probs[0][1])[::-1]
     fig, ax = plt.subplots(figsize=(7, 0.75 * len(labels) + 1.6), layout="constrained")
