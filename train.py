@@ -23,7 +23,16 @@ from pathlib import Path
 from ser.corpora import PARSERS, parse_data_arg, scan
 from ser.data import Clips, load_corpus
 from ser.hub import ModelError, push
-from ser.training import TrainConfig, check_jobs, main_process, plan, resolved_config, run, save_checkpoint
+from ser.training import (
+    TrainConfig,
+    check_jobs,
+    main_process,
+    plan,
+    resolved_config,
+    run,
+    save_checkpoint,
+    set_setting,
+)
 
 NOT_FLAGS = {"labels", "temperature", "features"}  # set by the data, by calibration, and by FeatureConfig's defaults
 
@@ -85,11 +94,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     for dotted, value in vars(args).items():
         if value is None or not any(f.name == dotted.split(".")[0] for f in dataclasses.fields(cfg)):
             continue
-        *parents, name = dotted.split(".")
-        owner = cfg
-        for part in parents:
-            owner = getattr(owner, part)
-        setattr(owner, name, tuple(value) if isinstance(getattr(owner, name), tuple) else value)
+        set_setting(cfg, dotted, value)
     if args.no_augment:
         cfg.augment = None
     return cfg

@@ -46,7 +46,6 @@ def _memory_mb(field: str) -> float:
 
 def child(case: str, path: str) -> None:
     """Run one case in this process and print its figures as JSON."""
-    sys.path.insert(0, str(ROOT))
     from ser.audio import audio_duration, decode_seconds, load_audio, stream_audio
     from ser.features import FeatureConfig
 

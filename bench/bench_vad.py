@@ -18,19 +18,16 @@ import argparse
 import importlib.util
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ser.audio import AudioError, load_audio, prepare  # noqa: E402
-from ser.features import FeatureConfig  # noqa: E402
-from ser.quality import MIN_SPEECH_FRACTION  # noqa: E402
-from ser.vad import speech_fraction  # noqa: E402
+from ser.audio import AudioError, load_audio, prepare
+from ser.features import FeatureConfig
+from ser.quality import MIN_SPEECH_FRACTION
+from ser.vad import speech_fraction
 
 SR = 16000
 CORPORA = ("ravdess", "emodb", "ased", "nemo", "emospeech")

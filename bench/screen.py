@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ser.data import load_corpus
-from ser.training import TrainConfig, loco_tasks, run_fits
+from ser.training import TrainConfig, loco_tasks, run_fits, set_setting
 
 CORPORA = ("ravdess", "emodb", "ased", "nemo", "emospeech")
 
@@ -25,14 +25,10 @@ def configured(overrides: list[str]) -> TrainConfig:
     cfg = TrainConfig()
     for item in overrides:
         dotted, value = item.split("=", 1)
-        *parents, name = dotted.split(".")
-        owner = cfg
-        for part in parents:
-            owner = getattr(owner, part)
-        if not hasattr(owner, name):
-            raise SystemExit(f"error: no setting '{dotted}'")
-        value = json.loads(value)
-        setattr(owner, name, tuple(value) if isinstance(getattr(owner, name), tuple) else value)
+        try:
+            set_setting(cfg, dotted, json.loads(value))
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from None
     return cfg
 
 

@@ -6,7 +6,7 @@ raise `AudioError` for it. These checks only warn.
 
 import numpy as np
 
-from .audio import SILENCE_DBFS, peak_dbfs, trim_silence
+from .audio import SILENCE_DBFS, peak_dbfs
 from .features import FeatureConfig
 from .vad import speech_fraction
 
@@ -31,9 +31,8 @@ def clipped_fraction(audio: np.ndarray) -> float:
 def check_quality(audio: np.ndarray, cfg: FeatureConfig) -> list[str]:
     """Caveats about mono audio (samples,) at `cfg.sample_rate`, each one sentence for the user.
 
-    Checks for clipping, a very quiet recording, input that does not sound like speech (judged on its first
-    `cfg.max_seconds`), and sound longer than `cfg.max_seconds` (of which `prepare` keeps only the start, after
-    trimming silence as it does).
+    Checks for clipping, a very quiet recording, and input that does not sound like speech (judged on its first
+    `cfg.max_seconds`). Whether a recording was cut to the model's maximum is decided in `inference.analyse`.
     """
     notes = []
     clipped = clipped_fraction(audio)
@@ -53,12 +52,5 @@ def check_quality(audio: np.ndarray, cfg: FeatureConfig) -> list[str]:
         notes.append(
             f"This does not sound like speech (a voice detector heard speech in {100 * speech:.0f} % of it): "
             "the model only judges voices, so its answer means little here. Record someone speaking."
-        )
-    sound = len(trim_silence(audio, cfg.trim_db)) if len(audio) > limit else 0
-    if sound > limit:
-        notes.append(
-            f"The recording has {sound / cfg.sample_rate:.0f} s of sound; the model takes at most "
-            f"{cfg.max_seconds:g} s, so only the first {cfg.max_seconds:g} s were analysed. "
-            "Cut out the part you are interested in to analyse another part."
         )
     return notes

@@ -71,6 +71,18 @@ class TrainConfig:
         return self.epochs * self.steps_per_epoch
 
 
+def set_setting(cfg: TrainConfig, dotted: str, value) -> None:
+    """Set one field of `cfg`, nested ones by dotted name ("lr", "model.hidden", "augment.p_noise"); JSON lists
+    become tuples where the field is a tuple. Raises ValueError for a name that is no setting."""
+    *parents, name = dotted.split(".")
+    owner = cfg
+    for part in parents:
+        owner = getattr(owner, part, None)
+    if owner is None or not hasattr(owner, name):
+        raise ValueError(f"no setting '{dotted}'")
+    setattr(owner, name, tuple(value) if isinstance(getattr(owner, name), tuple) else value)
+
+
 def _dist() -> tuple[int, int]:
     """(rank, world size); initialises the process group when launched by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
