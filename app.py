@@ -289,7 +289,8 @@ def analyse_upload(
                 return cached
             if not Path(path).exists():
                 return Result(error=GONE)
-            result = Result(error=as_sentence(str(e).replace(str(path), Path(path).name)))
+            log.info("not analysed: %s", e)  # the host's log gets the technical detail; the visitor, plain words
+            result = Result(error=e.plain)
         if recent is not None:
             recent.put(path, result)
         return result
@@ -878,7 +879,7 @@ def wire_live(model: SERModel, v: dict) -> None:
         try:
             frame = session.feed_file(path)
         except AudioError as e:
-            return session, None, None, f"⚠️ {as_sentence(str(e))}"
+            return session, None, None, f"⚠️ {e.plain}"
         finally:
             discard_upload(path)
         return session, frame.probs, plots.mel_image(frame.mel, model.feature_config), live_delay(frame)

@@ -31,7 +31,41 @@ CUT_TOLERANCE_SECONDS = 0.05  # codecs may end a frame or two off their header's
 
 
 class AudioError(ValueError):
-    """Audio that cannot be used; the message is one line meant for the user."""
+    """Audio that cannot be used, said two ways. `plain`: what is wrong and what to do, in words a 14-year-old
+    follows and no jargon (the app shows it). `str(e)`: the one line the CLI and logs print, the input's `name`,
+    then `plain`, then the technical `detail` in brackets for whoever has to dig further."""
+
+    def __init__(self, plain: str, detail: str = "", name: str = ""):
+        self.plain, self.detail, self.name = plain, detail, name
+        super().__init__(f"{name}: " * bool(name) + plain + f" ({detail})" * bool(detail))
+
+
+def silent_error(name: str) -> AudioError:
+    return AudioError(
+        "We could not hear anything. Check that the microphone is on and not muted, then record again.",
+        f"loudest point below {SILENCE_DBFS:.0f} dBFS",
+        name,
+    )
+
+
+def too_short_error(name: str, seconds: float, cfg: FeatureConfig) -> AudioError:
+    return AudioError(
+        f"This is too short: the model needs at least {cfg.min_seconds:g} second{'s' * (cfg.min_seconds != 1)} of "
+        f"sound, and this has only {seconds:.2g}. Say a whole sentence and record again.",
+        f"{seconds:.2f} s of sound after trimming silent ends; min_seconds is {cfg.min_seconds:g}",
+        name,
+    )
+
+
+def damaged_error(name: str, detail: str, readable: float | None = None) -> AudioError:
+    start = "This file is damaged or cut short"
+    if readable:
+        start += f": only its first {readable:.1f} seconds can be read"
+    return AudioError(f"{start}. Copy it or save it again.", detail, name)
+
+
+def _quoted(path) -> str:
+    return f"'{path}'"
 
 
 _QUIET = {"depth": 0, "saved": -1}  # nesting across threads: the first in redirects fd 2, the last out restores it
@@ -84,7 +118,7 @@ class _Reader:
                 self.declared = self._sf.frames
         if not MIN_RATE <= self.rate <= MAX_RATE:  # before decoding anything: the rate bounds what a read costs
             self.close()
-            raise AudioError(_rate_message(f"'{path}'", self.rate))
+            raise rate_error(_quoted(path), self.rate)
 
     def _open_audioread(self):
         try:
@@ -94,19 +128,20 @@ class _Reader:
         self.rate, self.channels = int(self._ar.samplerate), max(1, int(self._ar.channels))
 
     def _undecodable(self, e: Exception) -> AudioError:
-        path, sf_error = self.path, self._sf_error
+        name = _quoted(self.path)
         if type(e).__name__ == "NoBackendError" and shutil.which("ffmpeg") is None:
             return AudioError(
-                f"cannot decode '{path}': not a format soundfile reads; "
-                "convert it to WAV/FLAC/OGG/MP3, or install ffmpeg to read other formats"
+                "This kind of file cannot be opened here. Save it as a WAV or MP3 file and try again.",
+                f"cannot decode: libsndfile does not read it ({self._sf_error}); install ffmpeg to read more formats",
+                name,
             )
         if type(e).__name__ == "NoBackendError":
             return AudioError(
-                f"cannot decode '{path}': neither soundfile nor ffmpeg reads it ({sf_error}); convert it to WAV or FLAC"
+                "This is not a sound file we can open, or it is damaged. Save it as a WAV or MP3 file and try again.",
+                "cannot decode: neither libsndfile nor ffmpeg reads it",
+                name,
             )
-        return AudioError(
-            f"cannot decode '{path}': the file is corrupt or not audio ({str(e).strip() or type(e).__name__})"
-        )
+        return damaged_error(name, f"cannot decode: {str(e).strip() or type(e).__name__}")
 
     def blocks(self, max_frames: int | None = None) -> Iterator[np.ndarray]:
         """Mono float32 blocks (frames,) at `self.rate`, at most `max_frames` in all, each at most `BLOCK_VALUES`
@@ -134,8 +169,10 @@ class _Reader:
             raise self._broken(held + self._decodable_from(held), max_frames, str(e)) from None
         if (promised := self._promised(max_frames)) is not None and held < promised - self._tolerance:
             raise AudioError(
-                f"'{self.path}' is cut short: its header promises {promised / self.rate:.2f} s but the file holds "
-                f"{held / self.rate:.2f} s; copy or export it again"
+                "This file is incomplete: it stops part-way, as if copying or saving it was interrupted. "
+                "Copy it or save it again.",
+                f"cut short: its header promises {promised / self.rate:.2f} s but the file holds {held / self.rate:.2f} s",
+                _quoted(self.path),
             )
 
     def _sf_read(self, frames: int) -> np.ndarray:
@@ -184,17 +221,13 @@ class _Reader:
 
     def _broken(self, held: int, max_frames: int | None, reason: str) -> AudioError:
         """The error for a stream that stopped decoding after `held` frames."""
+        kind = f"{self.kind}: " if self.kind else ""
         if held == 0:
-            kind = f"the {self.kind} file" if self.kind else "the file"
-            return AudioError(
-                f"cannot decode '{self.path}': {kind} is damaged or cut short ({reason}); copy or export it again"
-            )
+            return damaged_error(_quoted(self.path), f"cannot decode: {kind}{reason}")
         promised = self._promised(max_frames)
         said = f"its header promises {promised / self.rate:.2f} s but " if promised and promised > held else ""
-        return AudioError(
-            f"'{self.path}' is damaged or cut short: {said}only the first {held / self.rate:.2f} s decode "
-            f"({reason}); copy or export it again"
-        )
+        detail = f"{said}only the first {held / self.rate:.2f} s decode; {kind}{reason}"
+        return damaged_error(_quoted(self.path), detail, readable=held / self.rate)
 
     def close(self):
         for f in (self._sf, self._ar):
@@ -215,11 +248,11 @@ class _Damaged(Exception):
 def _checked(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
-        raise AudioError(f"file not found: '{path}'")
+        raise AudioError("There is no file here. Check the file's name and folder.", "file not found", _quoted(path))
     if path.is_dir():
-        raise AudioError(f"'{path}' is a folder; give an audio file")
+        raise AudioError("This is a folder, not a sound file. Choose one sound file.", "a folder", _quoted(path))
     if path.stat().st_size == 0:
-        raise AudioError(f"'{path}' is empty (0 bytes); record or export it again")
+        raise AudioError("This file is empty. Record it or save it again.", "0 bytes", _quoted(path))
     return path
 
 
@@ -237,9 +270,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, max_seconds: f
         parts = list(reader.blocks(max_frames))
         rate = reader.rate
     if not parts:
-        raise AudioError(f"'{path}' contains no audio samples; record or export it again")
+        raise no_sound_error(_quoted(path))
     audio = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    return to_model_rate(audio, rate, sample_rate, name=str(path))
+    return to_model_rate(audio, rate, sample_rate, name=_quoted(path))
 
 
 def stream_audio(
@@ -261,9 +294,7 @@ def stream_audio(
         pending, count, total = [], 0, 0
         for part in reader.blocks(max_frames):
             if not np.isfinite(part).all():
-                raise AudioError(
-                    f"'{path}' contains NaN or infinite samples; the recording is damaged, export it again"
-                )
+                raise not_finite_error(_quoted(path))
             part = stream.resample_chunk(part) if stream is not None else part
             pending.append(part)
             count += len(part)
@@ -276,7 +307,7 @@ def stream_audio(
             pending.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
         rest = np.concatenate(pending) if pending else np.zeros(0, np.float32)
         if total == 0 and not len(rest):
-            raise AudioError(f"'{path}' contains no audio samples; record or export it again")
+            raise no_sound_error(_quoted(path))
         if len(rest):
             yield np.ascontiguousarray(rest, dtype=np.float32)
 
@@ -299,8 +330,25 @@ def audio_duration(path: str | os.PathLike) -> float | None:
         return None
 
 
-def _rate_message(name: str, rate: int) -> str:
-    return f"{name} has a sample rate of {rate} Hz; use audio recorded at 8 kHz to 96 kHz"
+def rate_error(name: str, rate: int) -> AudioError:
+    return AudioError(
+        f"This recording was made with an unusual setting ({rate:,} measurements a second) that we cannot use. "
+        "Record it again with an ordinary microphone or app.",
+        f"sample rate {rate} Hz; {MIN_RATE // 1000} kHz to {MAX_RATE // 1000} kHz are supported",
+        name,
+    )
+
+
+def not_finite_error(name: str) -> AudioError:
+    return AudioError(
+        "This recording is damaged: it holds values that are not sound. Save it again from the app that made it.",
+        "NaN or infinite samples",
+        name,
+    )
+
+
+def no_sound_error(name: str) -> AudioError:
+    return AudioError("This file holds no sound. Record it or save it again.", "no audio samples", name)
 
 
 def to_model_rate(audio: np.ndarray, rate: int, sample_rate: int, name: str = "audio") -> np.ndarray:
@@ -316,11 +364,15 @@ def to_model_rate(audio: np.ndarray, rate: int, sample_rate: int, name: str = "a
     if audio.ndim == 2:  # Gradio/numpy convention is (samples, channels); soundfile's here is (channels, samples)
         audio = audio.mean(axis=0 if audio.shape[0] <= audio.shape[1] else 1)
     if audio.ndim != 1:
-        raise AudioError(f"{name}: expected mono or multi-channel audio, got an array of shape {audio.shape}")
+        raise AudioError(
+            "This is not sound the model can use.",
+            f"expected mono or multi-channel audio, got an array of shape {audio.shape}",
+            name,
+        )
     if not np.isfinite(audio).all():
-        raise AudioError(f"{name} contains NaN or infinite samples; the recording is damaged, export it again")
+        raise not_finite_error(name)
     if not MIN_RATE <= rate <= MAX_RATE:
-        raise AudioError(_rate_message(name, rate))
+        raise rate_error(name, rate)
     if rate != sample_rate:
         audio = librosa.resample(audio, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
     return np.ascontiguousarray(audio, dtype=np.float32)
@@ -338,15 +390,10 @@ def prepare(audio: np.ndarray, cfg: FeatureConfig, name: str = "audio") -> np.nd
     normalises each utterance's spectrogram itself.
     """
     if peak_dbfs(audio) < SILENCE_DBFS:
-        raise AudioError(
-            f"{name} is silent (peak below {SILENCE_DBFS:.0f} dBFS); check the microphone and record again"
-        )
+        raise silent_error(name)
     trimmed = trim_silence(audio, cfg.trim_db)
-    seconds = len(trimmed) / cfg.sample_rate
     if len(trimmed) < cfg.min_samples:
-        raise AudioError(
-            f"{name} has {seconds:.2f} s of sound; the model needs at least {cfg.min_seconds:g} s, record a longer phrase"
-        )
+        raise too_short_error(name, len(trimmed) / cfg.sample_rate, cfg)
     return trimmed[: int(cfg.max_seconds * cfg.sample_rate)].copy()
 
 
@@ -359,7 +406,7 @@ def trim_silence(audio: np.ndarray, top_db: float) -> np.ndarray:
 def load_clip(path: str | os.PathLike, cfg: FeatureConfig) -> np.ndarray:
     """`load_audio` then `prepare`: a file as the model hears it (training reads its clips this way)."""
     audio = load_audio(path, cfg.sample_rate, max_seconds=decode_seconds(cfg))
-    return prepare(audio, cfg, name=f"'{path}'")
+    return prepare(audio, cfg, name=_quoted(path))
 
 
 def decode_seconds(cfg: FeatureConfig) -> float:

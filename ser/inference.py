@@ -55,9 +55,9 @@ def analyse(
     truncated = sound > limit
     if truncated:
         notes.append(
-            f"The recording has {sound / cfg.sample_rate:.0f} s of sound; the model takes at most "
-            f"{cfg.max_seconds:g} s, so only the first {cfg.max_seconds:g} s were analysed. "
-            "Cut out the part you are interested in to analyse another part."
+            f"Only the first {cfg.max_seconds:g} seconds were listened to: the recording has "
+            f"{sound / cfg.sample_rate:.0f} seconds of sound, and the model takes {cfg.max_seconds:g} at most. "
+            "To hear another part, cut it out and upload that part."
         )
     mel = log_mel_spectrogram(clip, cfg)
     probs = model.probabilities(mel).tolist()  # the very mel the app draws: computed once

@@ -59,7 +59,11 @@ class LiveSession:
         arrived = self.clock() if arrived is None else arrived
         cfg = self.model.feature_config
         if self.rate is not None and rate != self.rate:
-            raise AudioError(f"the microphone changed its sample rate to {rate} Hz mid-stream; start recording again")
+            raise AudioError(
+                "The microphone changed its settings while recording. Press Record again.",
+                f"sample rate changed from {self.rate} Hz to {rate} Hz mid-stream",
+                "the microphone stream",
+            )
         mono = to_model_rate(chunk, rate, rate, name="the microphone stream")  # mono float32, checked; same rate
         if self.resampler is None:
             self.rate, self.resampler = rate, soxr.ResampleStream(rate, cfg.sample_rate, 1, dtype="float32")
@@ -83,5 +87,9 @@ class LiveSession:
         try:
             chunk, rate = sf.read(path, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as e:
-            raise AudioError(f"cannot read a chunk of the microphone stream ({e}); start recording again") from None
+            raise AudioError(
+                "A piece of the microphone's sound could not be read. Press Record again.",
+                f"cannot read a chunk: {' '.join(str(e).split())}",
+                "the microphone stream",
+            ) from None
         return self.feed(chunk, rate, arrived=Path(path).stat().st_mtime)

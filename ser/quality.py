@@ -38,19 +38,19 @@ def check_quality(audio: np.ndarray, cfg: FeatureConfig) -> list[str]:
     clipped = clipped_fraction(audio)
     if clipped > CLIP_FRACTION:
         notes.append(
-            f"The recording is clipped ({100 * clipped:.1f} % of samples hit the maximum level): it was too loud "
-            "and is distorted. Move back from the microphone or lower its volume, and record again."
+            f"Too loud: the sound is distorted ({100 * clipped:.1f} % of it hit the loudest level the microphone can "
+            "record). Move back from the microphone or turn its volume down, then record again."
         )
     peak = peak_dbfs(audio)
     if SILENCE_DBFS <= peak < QUIET_DBFS:
         notes.append(
-            f"The recording is very quiet (loudest point {peak:.0f} dBFS), so background noise weighs more. "
-            "Speak closer to the microphone or raise its volume."
+            "Very quiet: background noise counts for more than the voice. "
+            "Speak closer to the microphone or turn its volume up."
         )
     limit = int(cfg.max_seconds * cfg.sample_rate)
     if peak >= SILENCE_DBFS and (speech := speech_fraction(audio[:limit], cfg.sample_rate)) < MIN_SPEECH_FRACTION:
         notes.append(
-            f"This does not sound like speech (a voice detector heard speech in {100 * speech:.0f} % of it): "
-            "the model only judges voices, so its answer means little here. Record someone speaking."
+            f"This does not sound like someone talking (a voice detector heard speech in {100 * speech:.0f} % of "
+            "it). The model only judges voices, so its answer means little here. Record someone speaking."
         )
     return notes

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .audio import SILENCE_DBFS, AudioError, peak_dbfs, stream_audio, to_model_rate
+from .audio import SILENCE_DBFS, peak_dbfs, silent_error, stream_audio, to_model_rate, too_short_error
 from .features import log_mel_spectrogram
 from .inference import Analysis, analyse
 from .model import SERModel
@@ -143,13 +143,9 @@ def timeline(
     cfg = model.feature_config
     mono = to_model_rate(audio, rate, cfg.sample_rate, name=name)
     if peak_dbfs(mono) < SILENCE_DBFS:
-        raise AudioError(
-            f"{name} is silent (peak below {SILENCE_DBFS:.0f} dBFS); check the microphone and record again"
-        )
+        raise silent_error(name)
     if len(mono) < cfg.min_samples:
-        raise AudioError(
-            f"{name} lasts {len(mono) / cfg.sample_rate:.2f} s; the model needs at least {cfg.min_seconds:g} s"
-        )
+        raise too_short_error(name, len(mono) / cfg.sample_rate, cfg)
     sr, duration = cfg.sample_rate, len(mono) / cfg.sample_rate
     window = min(round((window_seconds or cfg.clip_seconds) * sr), len(mono))
     hop = round(hop_seconds * sr)

@@ -138,6 +138,6 @@ def test_timeline_and_explain_through_gradio_client(app_server, tmp_path):
     assert client.predict(voice, other, api_name="/explain")[0] == other
     with pytest.raises(Exception, match="this model knows neutral, happy, sad, angry"):
         client.predict(voice, "bored", api_name="/explain")
-    with pytest.raises(Exception, match="silent"):
+    with pytest.raises(Exception, match="could not hear anything"):
         client.predict(handle_file(str(write(tmp_path / "s.wav", np.zeros(RATE)))), api_name="/timeline")
     assert not [p for p in uploads.rglob("*.wav") if p.is_file()], "an upload was kept after the request"

@@ -208,12 +208,15 @@ def test_undecodable_format_says_what_to_install_or_convert(tmp_path):
 
 # What a copy cut at 53 % of its bytes gives, per format: the header's length and what the data holds.
 CUT = [
-    ("wav", r"is cut short: its header promises 3\.00 s but the file holds 1\.[0-9]{2} s; copy or export it again"),
-    ("aiff", r"is cut short: its header promises 3\.00 s but the file holds 1\.[0-9]{2} s; copy or export it again"),
-    ("flac", r"is damaged or cut short: its header promises 3\.00 s but only the first 1\.[0-9]{2} s decode"),
+    ("wav", r"is incomplete.* \(cut short: its header promises 3\.00 s but the file holds 1\.[0-9]{2} s\)"),
+    ("aiff", r"is incomplete.* \(cut short: its header promises 3\.00 s but the file holds 1\.[0-9]{2} s\)"),
+    (
+        "flac",
+        r"only its first 1\.[0-9] seconds can be read.* \(its header promises 3\.00 s but only the first 1\.[0-9]{2} s decode",
+    ),
     pytest.param(
         "mp3",
-        r"is cut short: its header promises 3\.00 s but the file holds 1\.[0-9]{2} s",
+        r"is incomplete.* \(cut short: its header promises 3\.00 s but the file holds 1\.[0-9]{2} s\)",
         marks=pytest.mark.skipif(not HAS_MP3, reason="libsndfile without MP3"),
     ),
 ]
@@ -347,7 +350,7 @@ def test_stream_audio_blocks_join_into_what_load_audio_returns(tmp_path, rate, c
 
 def test_the_rate_is_checked_before_anything_is_decoded(tmp_path):
     path = write(tmp_path / "x.wav", tone(440, 0.1, 200000), 200000)
-    with pytest.raises(AudioError, match="sample rate of 200000 Hz"):
+    with pytest.raises(AudioError, match="sample rate 200000 Hz"):
         next(stream_audio(path, SR))
 
 

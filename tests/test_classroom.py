@@ -21,6 +21,14 @@ LABELS = ["neutral", "happy", "sad", "angry"]
 JARGON = ("UAR", "F1", "dBFS", "±", "ECE", "fold", "mel", "log", "train.py", "speaker-independent")
 
 
+@pytest.fixture(autouse=True)
+def close_figures():
+    """These tests hold the figures they make (the app hands its own to Gradio, which closes them); close them
+    after each test, so that the app tests' check that no figure is left open sees only the app's."""
+    yield
+    plt.close("all")
+
+
 @pytest.fixture(scope="module")
 def model(model_dir):
     return load_model(model_dir)

@@ -100,13 +100,13 @@ def test_predict_reports_the_same_notes_as_the_app(tmp_path, model_dir, capsys):
     loud = write(tmp_path / "loud.wav", np.clip(speech_like(2.0) * 8, -1, 1))
     assert main(["predict", str(loud), "--model", str(model_dir)]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(row["notes"]) == 1 and "clipped" in row["notes"][0]
+    assert len(row["notes"]) == 1 and "Too loud" in row["notes"][0]
     assert main(["predict", str(loud), "--model", str(model_dir), "--format", "csv"]) == 0
     (csv_row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
     assert csv_row["notes"] == row["notes"][0]
     assert main(["predict", str(loud), "--model", str(model_dir), "--format", "table"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
-    assert "note: The recording is clipped" in line
+    assert "note: Too loud" in line
 
 
 def test_predict_csv_has_a_header_and_one_row_per_file(inputs, model_dir, capsys):

@@ -144,4 +144,4 @@ def test_truncated_means_more_sound_than_the_model_takes_not_a_longer_file():
     assert not padded.truncated and padded.notes == []
     long = analyse(model, np.concatenate([pad, speech_like(3.0), pad]), SR)
     assert long.truncated and len(long.audio) == 2 * SR
-    assert len(long.notes) == 1 and "only the first 2 s were analysed" in long.notes[0]
+    assert len(long.notes) == 1 and "Only the first 2 seconds were listened to" in long.notes[0]

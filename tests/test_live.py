@@ -82,7 +82,7 @@ def test_a_chunk_file_is_dated_by_its_arrival(model, tmp_path):
 def test_broken_streams_say_why(model, tmp_path):
     session = LiveSession(model)
     session.feed(voice(0.5), MIC)
-    with pytest.raises(AudioError, match="changed its sample rate"):
+    with pytest.raises(AudioError, match="changed its settings while recording"):
         session.feed(voice(0.5), 44100)
     with pytest.raises(AudioError, match="NaN"):
         LiveSession(model).feed(np.full(1000, np.nan, np.float32), MIC)

@@ -148,7 +148,8 @@ def test_max_seconds_bounds_the_timeline(model, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("audio", "reason"), [(np.zeros(5 * RATE, np.float32), "silent"), (speech_like(0.3), "at least 0.5 s")]
+    ("audio", "reason"),
+    [(np.zeros(5 * RATE, np.float32), "could not hear anything"), (speech_like(0.3), "needs at least 0.5 seconds")],
 )
 def test_unusable_audio_says_why(model, audio, reason):
     with pytest.raises(AudioError, match=reason):
