@@ -205,6 +205,7 @@ class Result:
     previous: Analysis | None = None  # the visitor's analysis before this one, for comparing two voices
     timeline: Timeline | None = None  # the whole recording over time, when the page asked for it
     why: str | None = None  # the emotion the "Why this emotion?" view explains; None: the most probable one
+    intended: str | None = None  # the emotion the actor meant, when the input is one of the example clips
 
 
 # ----------------------------------------------------------------------------- the one analysis path
@@ -283,7 +284,7 @@ def analyse_upload(
             if analysed is None:
                 return Result(error=BUSY)
             analysis, over = analysed if over_time else (analysed, None)
-            result = Result(analysis, model=model, timeline=over)
+            result = Result(analysis, model=model, timeline=over, intended=intended_emotion(path))
         except AudioError as e:
             if recent is not None and (cached := recent.get(path)) is not None:  # analysed and deleted meanwhile
                 return cached
@@ -344,6 +345,14 @@ def as_sentence(message: str) -> str:
 # ----------------------------------------------------------------------------- views of a Result
 
 
+def intended_emotion(path: str, examples: Path | None = None) -> str | None:
+    """The emotion the actor meant, when `path` is (Gradio's copy of) one of the clips in `examples` (default:
+    `EXAMPLES`): the same name and the same bytes. Else None."""
+    clip = (examples or EXAMPLES) / Path(path).name
+    same = clip.is_file() and Path(path).is_file() and filecmp.cmp(path, clip, shallow=False)
+    return classroom.parse_example(clip).emotion if same else None
+
+
 def verdict(result: Result) -> str:
     """The top emotion and the model's confidence in words (Markdown)."""
     if result.error:
@@ -363,6 +372,9 @@ def verdict(result: Result) -> str:
         words = f"The model is **confident** this voice sounds **{top}** ({p1:.0%}; next: {second}, {p2:.0%})."
     else:
         words = f"The model is **fairly sure** this voice sounds **{top}** ({p1:.0%}; next: {second}, {p2:.0%})."
+    if result.intended:
+        right = "✅ the model got it right." if result.intended == top else f"❌ the model heard **{top}** instead."
+        words += f"\n\nThe actor was asked to sound **{result.intended}**: {right}"
     return f"{head}\n{words}"
 
 
