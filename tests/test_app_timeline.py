@@ -17,7 +17,6 @@ from ser.timeline import SILENCE
 RATE = 16000
 LABELS = ["neutral", "happy", "sad", "angry"]
 # Gradio's queue statistics trip pandas 3 deprecation warnings: not ours, and noise in the report.
-pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 
 
 @pytest.fixture(scope="module")

@@ -42,8 +42,6 @@ DOC = REPO / "docs" / "bad-input.md"
 SR = 16000
 HUB_URL = "https://huggingface.co/someone/ser-model"
 HUB_ID = "someone/ser-model"
-# ser.vad filters this at import, but pytest resets warning filters for every test
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 
 
 # ----------------------------------------------------------------------------- the inputs

@@ -14,7 +14,6 @@ import app
 from ser.hub import load_model
 
 # Gradio's queue statistics trip pandas 3 deprecation warnings: not ours, and noise in the report.
-pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 TIMEOUT_MS = 30_000  # generous: a loaded 2-core machine; a healthy run takes a second or two per step
 
 

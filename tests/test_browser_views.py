@@ -10,7 +10,6 @@ from conftest import ARGS, CHROMIUM, speech_like, write
 
 TIMEOUT_MS = 120_000  # a step takes a second or two on an idle machine; far longer on a loaded 2-core one
 LABELS = ["neutral", "happy", "sad", "angry"]
-pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from conftest import ARGS, CHROMIUM, MIN_FONT_PT, speech_like, write
 import app
 from ser.hub import load_model
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*(no_silent_downcasting|copy keyword).*")
 PHONE, LAPTOP, PROJECTOR = (390, 844), (1280, 800), (1920, 1080)
 MIC = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 TIMEOUT_MS = 120_000  # a step takes a second or two on an idle laptop; far longer on a loaded 2-core machine

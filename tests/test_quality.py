@@ -18,8 +18,6 @@ SR = 16000
 CFG = FeatureConfig()
 RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess" / "Actor_01"
 NOT_SPEECH = "does not sound like someone talking"
-# ser.vad filters this at import, but pytest resets warning filters for every test
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 
 
 def tone(freqs, seconds: float = 3.0, sr: int = SR) -> np.ndarray:
