@@ -71,6 +71,9 @@ QUEUE_SIZE = 32  # requests waiting beyond this are refused at once instead of t
 # burst, a quick "try again" rather than a wait that grows with the crowd (the page's visitors see their place in
 # Gradio's queue instead, and wait).
 BUSY_SECONDS = 1.5
+# Right and wrong marks from the fonts every system has (DejaVu, Liberation, Segoe, San Francisco): the emoji
+# ✅ and ❌ need a colour-emoji font, which a classroom's Linux machine may lack (they show as empty boxes).
+RIGHT, WRONG = "✓", "✗"
 BUSY = "The server is busy with other analyses: try again in a few seconds."
 # Every analysis, whichever event asks for it, runs on these threads, first come first served. Besides keeping the
 # cores from being oversubscribed, only these threads ever hold the memory numpy and torch allocate per thread: run
@@ -373,7 +376,11 @@ def verdict(result: Result) -> str:
     else:
         words = f"The model is **fairly sure** this voice sounds **{top}** ({p1:.0%}; next: {second}, {p2:.0%})."
     if result.intended:
-        right = "✅ the model got it right." if result.intended == top else f"❌ the model heard **{top}** instead."
+        right = (
+            f"{RIGHT} the model got it right."
+            if result.intended == top
+            else f"{WRONG} the model heard **{top}** instead."
+        )
         words += f"\n\nThe actor was asked to sound **{result.intended}**: {right}"
     return f"{head}\n{words}"
 
@@ -755,7 +762,7 @@ def outcome_markdown(game: classroom.Game, guess: str | None = None) -> str:
         )
     probs, asked = game.heard, game.round.emotion
     top = max(probs, key=probs.get)
-    head = f"## {'✅' if top == asked else '❌'} The model heard **{emotion_words(top)}** ({probs[top]:.0%})"
+    head = f"## {RIGHT if top == asked else WRONG} The model heard **{emotion_words(top)}** ({probs[top]:.0%})"
     if top == asked:
         words = f"You acted **{asked}**, and the model heard it."
     else:

@@ -92,9 +92,9 @@ def test_an_example_clip_says_what_the_actor_meant_and_whether_the_model_heard_i
     result = app.analyse_upload(model, str(copy))
     top = max(result.analysis.probs, key=result.analysis.probs.get)
     assert result.intended == "sad" and "The actor was asked to sound **sad**" in app.verdict(result)
-    assert ("✅" in app.verdict(result)) == (top == "sad")
+    assert (app.RIGHT in app.verdict(result)) == (top == "sad")
     missed = dataclasses.replace(result, intended=next(e for e in model.labels if e != top))
-    assert f"❌ the model heard **{top}** instead" in app.verdict(missed)
+    assert f"{app.WRONG} the model heard **{top}** instead" in app.verdict(missed)
     mine = write(tmp_path / "mine" / clip.name, speech_like(2.0))  # an example's name, other sound: not claimed
     assert app.intended_emotion(str(mine)) is None
     assert "asked to sound" not in app.verdict(app.analyse_upload(model, str(mine)))
@@ -308,12 +308,12 @@ def test_a_round_of_act_it_out():
     other = next(e for e in LABELS if e != asked)
 
     game.play(probs_for(asked))
-    assert game.tally == {asked: (1, 1)} and "✅" in app.outcome_markdown(game)
+    assert game.tally == {asked: (1, 1)} and app.RIGHT in app.outcome_markdown(game)
     assert isinstance(app.game_chart(game), plt.Figure)
     game.play(probs_for(other))
     assert game.tally == {asked: (2, 1)}
     text = app.outcome_markdown(game)
-    assert "❌" in text and f"heard **{app.emotion_words(other)}**" in text and f"acted **{asked}**" in text
+    assert app.WRONG in text and f"heard **{app.emotion_words(other)}**" in text and f"acted **{asked}**" in text
     game.play(None, problem="The recording is silent.")
     assert game.tally == {asked: (2, 1)} and "silent" in app.outcome_markdown(game)  # not a try
     assert app.game_chart(game) is None

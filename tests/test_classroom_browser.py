@@ -170,7 +170,7 @@ def test_a_lesson_examples_how_it_works_compare_and_act_it_out(playwright, class
         expect(page.locator("#game-chart img")).to_be_visible(timeout=TIMEOUT_MS)
         heard = emotion_in(page.inner_text("#game-outcome"), model.labels, "heard")
         hits = str(int(heard == asked))
-        assert ("✅" if heard == asked else "❌") in page.inner_text("#game-outcome")
+        assert (app.RIGHT if heard == asked else app.WRONG) in page.inner_text("#game-outcome")
         rows = tally(page)
         assert [r[1:] for r in rows] == [["1", hits], ["1", hits]] and asked in rows[0][0] and rows[1][0] == "all", rows
         page.screenshot(path=shots / "laptop-act-it-out.png", full_page=True)
