@@ -28,14 +28,15 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RATE, CHANNELS = 48000, 2
 
 
-def write_recording(path: Path, minutes: float, seed: int = 0) -> None:
-    """Example speech with pauses, as 16-bit 48 kHz stereo WAV, written block by block (bounded memory)."""
+def write_recording(path: Path, minutes: float, seed: int = 0) -> int:
+    """Example speech with pauses, as 16-bit 48 kHz stereo WAV, written block by block (bounded memory); returns
+    how many clips it holds."""
     rng = np.random.default_rng(seed)
     files = sorted(f for f in EXAMPLES.iterdir() if f.suffix.lower() in AUDIO_EXTENSIONS)
     clips = [trim_silence(ser.load_audio(f, RATE), 30.0) for f in files]
     if not clips:
         raise SystemExit(f"error: no example clips in {EXAMPLES}")
-    total, written = int(minutes * 60 * RATE), 0
+    total, written, count = int(minutes * 60 * RATE), 0, 0
     with sf.SoundFile(path, "w", RATE, CHANNELS, subtype="PCM_16") as f:
         while written < total:
             pause = np.zeros(int(rng.uniform(0.3, 3.0) * RATE), np.float32)
@@ -43,6 +44,8 @@ def write_recording(path: Path, minutes: float, seed: int = 0) -> None:
             block = block + 1e-3 * rng.standard_normal(len(block)).astype(np.float32)  # about -60 dBFS of room noise
             f.write(np.stack([block, 0.9 * block], axis=1))
             written += len(block)
+            count += 1
+    return count
 
 
 def rss_mb() -> float:
@@ -72,7 +75,7 @@ def main(argv=None) -> None:
           f"figure); the timeline runs on one torch thread; model: {args.model or 'checkpoints/default'}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "recording.wav"
-        write_recording(path, args.minutes)
+        clips = write_recording(path, args.minutes)
         size = path.stat().st_size / 1e6
         print(f"recording: {args.minutes:g} min of 16-bit {RATE // 1000} kHz stereo WAV, {size:.0f} MB\n")
         print("                                          wall s   CPU s")
@@ -91,6 +94,12 @@ def main(argv=None) -> None:
         print(f"\npeak memory growth of timeline_file: {growth:.0f} MB (process at {base:.0f} MB before)")
         silent = sum(s.end - s.start for s in tl.segments if s.label == ser.timeline.SILENCE)
         print(f"segments: {len(tl.segments)}; {silent:.0f} s of {tl.duration:.0f} s marked silence")
+        # each example clip is one emotion: about one speech segment per clip is the ideal
+        for cost in (ser.timeline.SWITCH_COST, 0.0):
+            speech = [s for s in ser.timeline.merge_steps(tl.probs, tl.labels, tl.step, tl.duration, cost)
+                      if s.label != ser.timeline.SILENCE]  # fmt: skip
+            print(f"  switch cost {cost:g}: {len(speech)} segments of speech, {np.mean([s.end - s.start for s in speech]):.1f} s "
+                  f"on average, for {clips} clips")  # fmt: skip
 
 
 if __name__ == "__main__":

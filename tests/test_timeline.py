@@ -1,5 +1,6 @@
 """The emotion timeline: windows along a whole recording, silence marked, segments; and `predict --timeline`."""
 
+import itertools
 import json
 import math
 
@@ -13,7 +14,7 @@ from ser.audio import AudioError
 from ser.cli import main as cli
 from ser.features import FeatureConfig, log_mel_spectrogram
 from ser.model import ModelConfig, SERModel
-from ser.timeline import SILENCE, analyse_over_time, merge_steps, timeline, timeline_file, window_starts
+from ser.timeline import SILENCE, analyse_over_time, merge_steps, smooth_path, timeline, timeline_file, window_starts
 
 RATE = 16000
 LABELS = ["neutral", "happy", "sad", "angry"]
@@ -106,6 +107,32 @@ def test_windows_without_speech_are_not_classified(model):
     assert [s.label for s in tl.segments][0] == SILENCE and tl.segments[0].end >= 9.5
 
 
+def test_a_flicker_does_not_split_a_stretch_but_a_real_change_does():
+    labels = ["a", "b", "c"]
+    steady = np.tile([0.5, 0.35, 0.15], (20, 1))  # 10 s of "a", "b" close behind
+    flicker = steady.copy()
+    flicker[7] = [0.35, 0.5, 0.15]  # for half a second "b" edges ahead
+    assert [s.label for s in merge_steps(flicker, labels, 0.5, 10.0)] == ["a"]
+    assert [s.label for s in merge_steps(flicker, labels, 0.5, 10.0, switch_cost=0)] == ["a", "b", "a"]
+    change = steady.copy()
+    change[10:] = [0.15, 0.2, 0.65]  # from 5 s on, clearly "c"
+    assert [(s.label, s.start) for s in merge_steps(change, labels, 0.5, 10.0)] == [("a", 0.0), ("c", 5.0)]
+    change[4:6] = np.nan  # a pause: each stretch of speech is smoothed on its own
+    assert [s.label for s in merge_steps(change, labels, 0.5, 10.0)] == ["a", SILENCE, "a", "c"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_smooth_path_is_the_best_path(seed):
+    """Against every path of 6 steps and 3 classes: the highest summed log-probability less the cost of changes."""
+    rng = np.random.default_rng(seed)
+    probs, cost = rng.dirichlet(np.ones(3), size=6), rng.choice([0.0, 0.5, 2.0])
+    value = lambda path: np.log(probs[np.arange(6), path]).sum() - cost * np.count_nonzero(np.diff(path))
+    best = max(itertools.product(range(3), repeat=6), key=lambda path: value(np.array(path)))
+    assert value(smooth_path(probs, cost)) == pytest.approx(value(np.array(best)))
+    if cost == 0:
+        assert list(smooth_path(probs, cost)) == list(probs.argmax(axis=1))
+
+
 def test_window_starts_reach_the_end():
     assert list(window_starts(10, 4, 3)) == [0, 3, 6]
     assert list(window_starts(11, 4, 3)) == [0, 3, 6, 7]  # the last window ends where the audio ends
@@ -114,7 +141,7 @@ def test_window_starts_reach_the_end():
 
 def test_merge_steps_groups_agreeing_neighbours():
     probs = np.array([[0.7, 0.3], [0.6, 0.4], [np.nan, np.nan], [0.2, 0.8], [0.4, 0.6], [0.9, 0.1]])
-    segs = merge_steps(probs, ["calm", "angry"], 0.5, 2.9)
+    segs = merge_steps(probs, ["calm", "angry"], 0.5, 2.9, switch_cost=0)  # each step its own top emotion
     assert [(s.start, s.end, s.label) for s in segs] == [
         (0.0, 1.0, "calm"), (1.0, 1.5, SILENCE), (1.5, 2.5, "angry"), (2.5, 2.9, "calm"),
     ]  # fmt: skip
