@@ -1011,7 +1011,9 @@ def how_good_figure(metrics: dict) -> plt.Figure | None:
         return None
     corpus, recall = best
     with PYPLOT:
-        fig = plots.right_per_emotion(recall, 1 / len(recall), title=f"Right answers on new actors ({corpus})")
+        fig = plots.right_per_emotion(
+            recall, 1 / len(recall), title=f"Right answers on new actors ({classroom.corpus_name(corpus)})"
+        )
         plt.close(fig)
     return fig
 

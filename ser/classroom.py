@@ -83,7 +83,7 @@ class Example:
         """What the app's example button says, e.g. "happy — female voice, Polish (nEMO)"; else the file's name."""
         if not (self.emotion and self.actor):
             return self.path.stem
-        where = CORPUS_WORDS.get(self.corpus, self.corpus).split(":")[0]
+        where = corpus_name(self.corpus)
         language = CORPUS_LANGUAGE.get(self.corpus)
         who = f"{self.voice} voice" if self.voice else f"speaker {self.actor}"
         return f"{self.emotion} — {who}, {language + ' ' if language else ''}({where})"
@@ -209,6 +209,11 @@ def tally_rows(tally: Tally, labels: list[str]) -> list[list]:
 # ----------------------------------------------------------------------------- the model in plain words
 
 
+def corpus_name(corpus: str) -> str:
+    """The name a corpus goes by ("ravdess" -> "RAVDESS"), else its id."""
+    return CORPUS_WORDS[corpus].split(":")[0] if corpus in CORPUS_WORDS else corpus
+
+
 def in_tens(rate: float) -> str:
     """0.61 -> "6 in 10"; below 1 in 10, "fewer than 1 in 10"."""
     return f"{round(10 * rate)} in 10" if rate >= 0.05 else "fewer than 1 in 10"
@@ -240,9 +245,11 @@ def how_good(metrics: dict) -> str:
         lines.append(f"- The **example clips'** actors ({who}), never heard in training: {right} of {m['n']} right.")
     if loco:
         uars = [mean_of(m["uar"]) for m in loco.values()]
+        low, high = in_tens(min(uars)), in_tens(max(uars))
+        spread = f", from {low} to {high}" if low != high else ""
         lines.append(
             f"- A **whole collection it never trained on** (another language, other microphones): about "
-            f"**{in_tens(sum(uars) / len(uars))}** right on average, from {in_tens(min(uars))} to {in_tens(max(uars))}."
+            f"**{in_tens(sum(uars) / len(uars))}** right on average{spread}."
         )
     people = (
         f"People find this hard too: crowds who listened to the actors of another collection (CREMA-D) without "

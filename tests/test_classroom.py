@@ -405,6 +405,12 @@ def test_the_about_tab_speaks_plainly_and_keeps_the_tables_for_the_curious(model
     assert [t.get_text() for t in ax.get_yticklabels()][::-1] == LABELS and len(ax.patches) == len(LABELS)
     assert ax.lines[0].get_xdata()[0] == pytest.approx(100 / len(LABELS))  # guessing
     assert app.how_good_figure({}) is None
+    assert "(RAVDESS)" in ax.get_title()  # the corpus's name, not its id
+    alike = {
+        **METRICS,
+        "leave_one_corpus_out": {c: {**m, "uar": 0.4} for c, m in METRICS["leave_one_corpus_out"].items()},
+    }
+    assert "about **4 in 10** right on average." in app.plain_about(model, alike)[0]  # no "from 4 in 10 to 4 in 10"
 
 
 def test_messages_the_app_writes_are_plain():
