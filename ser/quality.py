@@ -44,7 +44,7 @@ def check_quality(audio: np.ndarray, cfg: FeatureConfig) -> list[str]:
     peak = peak_dbfs(audio)
     if SILENCE_DBFS <= peak < QUIET_DBFS:
         notes.append(
-            "Very quiet: background noise counts for more than the voice. "
+            "Very quiet: the voice is faint, so any background noise counts for more. "
             "Speak closer to the microphone or turn its volume up."
         )
     limit = int(cfg.max_seconds * cfg.sample_rate)

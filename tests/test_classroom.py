@@ -4,6 +4,7 @@ and the About tab in plain words."""
 import dataclasses
 import json
 import random
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -16,6 +17,7 @@ import app
 from ser import card, classroom, plots, walkthrough
 from ser.features import FeatureConfig, power_to_log_mel
 from ser.hub import load_model
+from ser.inference import analyse_file
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["neutral", "happy", "sad", "angry"]
@@ -127,6 +129,20 @@ def shipped_examples_heard_in_training(checkpoint: Path, examples: Path) -> list
 
 def test_no_shipped_example_is_a_voice_the_shipped_model_trained_on():
     assert shipped_examples_heard_in_training(ROOT / "checkpoints" / "default", ROOT / "examples") == []
+
+
+def test_the_examples_readme_says_what_the_shipped_model_hears_in_each_clip():
+    """examples/README.md's table of the shipped model's answers is current (a new model must rewrite it)."""
+    rows = re.findall(
+        r"^\| (\S+\.flac) \| (\w+) \| (\w+) \(([\d.]+)%\)", (ROOT / "examples" / "README.md").read_text(), re.M
+    )
+    clips = sorted(p.name for p in (ROOT / "examples").iterdir() if p.suffix == ".flac")
+    assert sorted(r[0] for r in rows) == clips
+    model = load_model(None)
+    for name, meant, heard, percent in rows:
+        analysis = analyse_file(model, ROOT / "examples" / name)
+        assert (meant, analysis.label) == (classroom.parse_example(Path(name)).emotion, heard), name
+        assert 100 * analysis.probs[heard] == pytest.approx(float(percent), abs=0.05), name
 
 
 def test_the_examples_check_catches_a_training_speaker(tmp_path):

@@ -144,18 +144,19 @@ def test_a_lesson_examples_how_it_works_compare_and_act_it_out(playwright, class
         labels = page.locator("#examples button").all_inner_texts()
         assert (
             len(labels) == 8
-            and "happy — female voice, Polish (nEMO)" in labels
-            and "sad — male voice, Polish (nEMO)" in labels
+            and "happy — female voice, English (RAVDESS)" in labels
+            and "sad — male voice, English (RAVDESS)" in labels
         )
-        first = click_example(page, "happy — female voice, Polish (nEMO)")
+        first = click_example(page, "happy — female voice, English (RAVDESS)")
         assert any(f"{e.capitalize()}:" in first for e in model.labels)
+        assert "The actor was asked to sound happy" in first  # so the class sees the model be right or wrong
 
         steps = ("#waveform", "#step-stft", "#step-mel_scale", "#step-decibels", "#step-layers", "#step-answer")
         for step in steps:  # How it works is the first tab: every step drawn for this clip
             expect(page.locator(f"{step} img")).to_be_visible(timeout=TIMEOUT_MS)
         page.screenshot(path=shots / "laptop-how-it-works.png", full_page=True)
 
-        click_example(page, "sad — male voice, Polish (nEMO)")
+        click_example(page, "sad — male voice, English (RAVDESS)")
         page.get_by_role("tab", name="Compare two voices").click()
         for plot in ("#compare-log-mel", "#compare-probabilities"):
             expect(page.locator(f"{plot} img")).to_be_visible(timeout=TIMEOUT_MS)
@@ -200,7 +201,7 @@ def test_every_screen_size(playwright, classroom, shots, size):  # noqa: F811
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
     try:
         page = open_page(browser, url, size)
-        click_example(page, "angry — male voice, Polish (nEMO)")
+        click_example(page, "angry — female voice, English (RAVDESS)")
         expect(page.locator("#step-layers img")).to_be_visible(timeout=TIMEOUT_MS)  # the last picture drawn
         page.screenshot(path=shots / f"{name}-{size[0]}x{size[1]}.png")
         page.screenshot(path=shots / f"{name}-{size[0]}x{size[1]}-full.png", full_page=True)

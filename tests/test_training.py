@@ -173,7 +173,7 @@ def test_a_corpus_of_only_unusable_files_is_a_one_line_error(tmp_path, capsys):
     rc = train.main(["--data", f"folder={tmp_path / 'c'}", "--out", str(tmp_path / "o"), "--cache-dir", ""])
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after the decoding progress bar
-    assert err.startswith("error: none of the 3 'folder' files under") and "convert it to WAV" in err
+    assert err.startswith("error: none of the 3 'folder' files under") and "Save it as a WAV or MP3 file" in err
     assert not (tmp_path / "o").exists()
 
 
