@@ -2,7 +2,7 @@
 
 Examples. A clip in `examples/` is named `<emotion>_<anything>.<ext>`, the emotion its speaker intended (one of
 `ser.corpora.EMOTIONS`); `<emotion>_<corpus>-<speaker>_<male|female>.<ext>` also names the speaker (the shipped
-clips: `happy_nemo-IC0_female.ogg`), and `<emotion>_actor<NN>_...` a RAVDESS actor. A clip whose speaker the
+clips: `happy_ravdess-20_female.flac`), and `<emotion>_actor<NN>_...` a RAVDESS actor. A clip whose speaker the
 model was trained on would look far better than the model is on a new voice, so such clips are never offered:
 the model's metrics.json lists its training speakers (`training.train_speakers`, ids as "corpus:speaker"), or else
 (older checkpoints, trained on every speaker of their data) its cross-validation folds' test speakers or the corpora
