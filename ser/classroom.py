@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .card import HUMANS_CREMAD
+from .card import HUMANS_CREMAD, corpora_of
 from .corpora import EMOTIONS
 
 ACTOR = re.compile(r"_actor(\d+)(?:_(male|female))?(?:_|$)")  # a RAVDESS actor
@@ -114,7 +114,7 @@ def train_speakers(metrics: dict, data_args: list[str] | None = None) -> set[str
         return set(training["train_speakers"])
     if training.get("validation_speakers") != [] or training.get("excluded_speakers"):
         return None
-    corpora = {a.partition("=")[0] if "=" in a else "folder" for a in data_args or []}
+    corpora = set(corpora_of(data_args or []))
     tested = {
         speaker
         for cv in (metrics.get("cross_validation") or {}).values()
