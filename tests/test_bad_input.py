@@ -362,8 +362,9 @@ HEAD = """# Bad input: what each user sees
 
 Generated from what the library says by `WRITE_DOC=1 python -m pytest tests/test_bad_input.py -k doc`;
 tests/test_bad_input.py checks that the library, the CLI and the app say the same, and that this table is current.
-Every message is one line, in plain words that say what to do; for a file that cannot be used, the CLI and the
-library's `str(error)` add the file's name first and the technical detail last, in brackets.
+Every message is one line. What a visitor is told about their audio is in plain words that say what to do; for a
+file that cannot be used, the CLI and the library's `str(error)` add the file's name first and the technical detail
+last, in brackets. A model that cannot be loaded is a matter for whoever runs the app, and is said technically.
 
 - **Library**: `ser.analyse_file(model, path)` raises `AudioError` with the message, or returns an `Analysis` whose
   `notes` hold it; `ser.load_model(name)` raises `ModelError`.
