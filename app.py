@@ -246,12 +246,18 @@ class RecentResults:
             self.items.popitem(last=False)
 
 
+def example_copied(path: str, keep: Collection[Path]) -> Path | None:
+    """The example clip in `keep` that `path` is Gradio's copy of (the same name and the same bytes), else None."""
+    p = Path(path)
+    return next((k for k in keep if p.name == k.name and p.is_file() and filecmp.cmp(p, k, shallow=False)), None)
+
+
 def discard_upload(path: str, keep: Collection[Path] = ()) -> None:
     """Delete a file Gradio stored for this request, unless it is a copy of one of the example clips in `keep`."""
     p = Path(path)
     if Path(get_upload_folder()).resolve() not in p.resolve().parents or not p.is_file():
         return
-    if any(p.name == k.name and filecmp.cmp(p, k, shallow=False) for k in keep):
+    if example_copied(path, keep) is not None:
         return  # Gradio copies each example to its cache once and hands out that copy on every click
     p.unlink(missing_ok=True)
     try:
@@ -287,7 +293,9 @@ def analyse_upload(
             if analysed is None:
                 return Result(error=BUSY)
             analysis, over = analysed if over_time else (analysed, None)
-            result = Result(analysis, model=model, timeline=over, intended=intended_emotion(path))
+            clip = example_copied(path, keep)  # an example: the emotion its actor meant is known
+            intended = classroom.parse_example(clip).emotion if clip else None
+            result = Result(analysis, model=model, timeline=over, intended=intended)
         except AudioError as e:
             if recent is not None and (cached := recent.get(path)) is not None:  # analysed and deleted meanwhile
                 return cached
@@ -346,14 +354,6 @@ def as_sentence(message: str) -> str:
 
 
 # ----------------------------------------------------------------------------- views of a Result
-
-
-def intended_emotion(path: str, examples: Path | None = None) -> str | None:
-    """The emotion the actor meant, when `path` is (Gradio's copy of) one of the clips in `examples` (default:
-    `EXAMPLES`): the same name and the same bytes. Else None."""
-    clip = (examples or EXAMPLES) / Path(path).name
-    same = clip.is_file() and Path(path).is_file() and filecmp.cmp(path, clip, shallow=False)
-    return classroom.parse_example(clip).emotion if same else None
 
 
 def verdict(result: Result) -> str:

@@ -52,7 +52,7 @@ def too_short_error(name: str, seconds: float, cfg: FeatureConfig) -> AudioError
     return AudioError(
         f"This is too short: the model needs at least {cfg.min_seconds:g} second{'s' * (cfg.min_seconds != 1)} of "
         f"sound, and this has only {seconds:.2g}. Say a whole sentence and record again.",
-        f"{seconds:.2f} s of sound after trimming silent ends; min_seconds is {cfg.min_seconds:g}",
+        f"{seconds:.2f} s of sound; min_seconds is {cfg.min_seconds:g}",
         name,
     )
 

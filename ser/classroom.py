@@ -5,8 +5,7 @@ Examples. A clip in `examples/` is named `<emotion>_<anything>.<ext>`, the emoti
 clips: `happy_ravdess-20_female.flac`), and `<emotion>_actor<NN>_...` a RAVDESS actor. A clip whose speaker the
 model was trained on would look far better than the model is on a new voice, so such clips are never offered:
 the model's metrics.json lists its training speakers (`training.train_speakers`, ids as "corpus:speaker"), or else
-(older checkpoints, trained on every speaker of their data) its cross-validation folds' test speakers or the corpora
-its train_config.json names.
+its train_config.json names the corpora it trained on, every speaker of them (older checkpoints).
 
 The game. The app picks an emotion and a sentence; a student says the sentence with that emotion; the model's top
 emotion is a hit when it is the one asked for. The class tally maps each emotion to (tries, hits).
@@ -102,28 +101,14 @@ def parse_example(path: Path) -> Example:
 
 
 def train_speakers(metrics: dict, data_args: list[str] | None = None) -> set[str] | None:
-    """The speakers a model was trained on, from its metrics.json and train_config.json's `data` (`data_args`).
-
-    metrics.json's `training.train_speakers` when it has one. Older checkpoints (no list) that held no speaker out
-    trained on every speaker of their data: those their cross-validation folds tested, which are all of them, when
-    the folds cover every corpus in `data`; else every speaker ("<corpus>:*") of those corpora. None when nothing
-    tells.
-    """
+    """The speakers a model was trained on: metrics.json's list, else every speaker ("<corpus>:*") of the corpora
+    in train_config.json's `data` (`data_args`) when no speaker was held out; None when neither can tell."""
     training = metrics.get("training") or {}
     if training.get("train_speakers") is not None:
         return set(training["train_speakers"])
-    if training.get("validation_speakers") != [] or training.get("excluded_speakers"):
-        return None
-    corpora = set(corpora_of(data_args or []))
-    tested = {
-        speaker
-        for cv in (metrics.get("cross_validation") or {}).values()
-        for fold in cv.get("fold_results", [])
-        for speaker in fold.get("test_speakers", [])
-    }
-    if corpora and corpora <= {s.partition(":")[0] for s in tested}:
-        return tested
-    return {f"{c}:*" for c in corpora} or None
+    if data_args and training.get("validation_speakers") == [] and not training.get("excluded_speakers"):
+        return {f"{c}:*" for c in corpora_of(data_args)}
+    return None
 
 
 def split_examples(examples: list[Example], trained_on: set[str] | None) -> tuple[list[Example], list[Example]]:
