@@ -10,7 +10,7 @@ checkpoint's metrics.json (train.py's default --val-fraction holds out actors 18
 every actor, so it cannot be measured this way; the command above trains one with the shipped recipe that holds
 them out. For each clip, Debian's Chromium plays a WAV (silence, the clip, silence) into a fake microphone and the
 app records it as it would a visitor's voice: through the browser's capture and the recording's encoding,
-analysed when recording stops. The app asks the browser for the raw signal (app.RAW_MIC); --browser-processing
+analysed when recording stops. The app asks the browser for the raw signal (RAW_MIC in ser/app/browser.py); --browser-processing
 leaves the browser's default gain control, noise suppression and echo cancellation on, to measure what they cost.
 The same clip is also analysed straight from its file.
 Prints one line per clip, then the agreement between the two, the UAR of each (on the clips' true labels) and how
@@ -28,14 +28,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import app  # noqa: E402
-from ser.audio import load_audio  # noqa: E402
-from ser.corpora import parse_ravdess  # noqa: E402
-from ser.evaluate import metrics  # noqa: E402
-from ser.hub import load_model  # noqa: E402
-from ser.inference import analyse  # noqa: E402
+from ser.app import build_demo, launch, serving
+from ser.audio import load_audio
+from ser.corpora import parse_ravdess
+from ser.evaluate import metrics
+from ser.hub import load_model
+from ser.inference import analyse
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -67,11 +65,11 @@ def main(argv=None) -> None:
         )
     clips = pick_clips(Path(args.data_dir) / "ravdess", unseen, args.per_class)
     heard = []  # the Result of every analysis the server ran
-    inner = app.analyse_upload
-    app.analyse_upload = lambda *a, **k: heard.append(inner(*a, **k)) or heard[-1]
-    demo = app.build_demo(model, examples=None)
+    inner = serving.analyse_upload
+    serving.analyse_upload = lambda *a, **k: heard.append(inner(*a, **k)) or heard[-1]
+    demo = build_demo(model, examples=None)
     port = free_port()
-    app.launch(demo, raw_mic=not args.browser_processing, server_port=port, prevent_thread_lock=True, quiet=True)
+    launch(demo, raw_mic=not args.browser_processing, server_port=port, prevent_thread_lock=True, quiet=True)
     rows = []
     try:
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,10 @@ import pytest
 import soundfile as sf
 
 from ser.features import FeatureConfig
+from ser.hub import load_model
 from ser.model import ModelConfig, SERModel
+
+LABELS = ["neutral", "happy", "sad", "angry"]  # the small test model's (model_dir)
 
 
 def speech_like(seconds: float = 2.0, sr: int = 16000, f0: float = 140.0, energy: float = 0.3,
@@ -47,11 +50,36 @@ def model_dir(tmp_path_factory):
     import torch
 
     torch.manual_seed(torch_seed)
-    labels = ["neutral", "happy", "sad", "angry"]
-    SERModel(ModelConfig(labels=labels, features=FeatureConfig(), widths=[8, "M", 16, "M"], hidden=16)).save_pretrained(
+    SERModel(ModelConfig(labels=LABELS, features=FeatureConfig(), widths=[8, "M", 16, "M"], hidden=16)).save_pretrained(
         path
     )
     return path
+
+
+@pytest.fixture(scope="module")
+def model(model_dir):
+    """The small test model, loaded as the app loads one."""
+    return load_model(model_dir)
+
+
+@pytest.fixture(scope="module")
+def demo(model):
+    """The page for the small test model, without example clips (built, not served)."""
+    from ser.app import build_demo
+
+    return build_demo(model, examples=None)
+
+
+@pytest.fixture(scope="module")
+def handlers(demo) -> dict:
+    """The page's event handlers by name, to call as plain functions (`on_analyse`: what Analyse runs)."""
+    return {f.name: f.fn for f in demo.fns.values()}
+
+
+def talk_pause_talk(folder, name: str = "talk.wav"):
+    """4 s of speech, a 3 s pause, 4 s of a lower voice: a recording with a timeline to follow."""
+    pause = 1e-4 * np.random.default_rng(9).standard_normal(3 * 16000).astype(np.float32)
+    return write(folder / name, np.concatenate([speech_like(4.0), pause, speech_like(4.0, f0=110, seed=2)]))
 
 
 # ----------------------------------------------------------------------------- unusable files, shared by test modules
@@ -134,8 +162,7 @@ def app_server(model_dir, tmp_path_factory):
     app.py` serves it; yields (url, Gradio's upload folder)."""
     import socket
 
-    import app
-    from ser.hub import load_model
+    from ser.app import build_demo, launch
 
     uploads = tmp_path_factory.mktemp("served") / "gradio"
     with pytest.MonkeyPatch.context() as mp:
@@ -143,8 +170,8 @@ def app_server(model_dir, tmp_path_factory):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        demo = app.build_demo(load_model(model_dir), examples=None)
-        app.launch(demo, server_port=port, prevent_thread_lock=True, quiet=True)
+        demo = build_demo(load_model(model_dir), examples=None)
+        launch(demo, server_port=port, prevent_thread_lock=True, quiet=True)
         try:
             yield f"http://127.0.0.1:{port}/", uploads
         finally:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import ARGS, CHROMIUM, speech_like, write
 
-import app
+from ser.app import build_demo, launch, serving, views
 from ser.hub import load_model
 
 # Gradio's queue statistics trip pandas 3 deprecation warnings: not ours, and noise in the report.
@@ -28,8 +28,8 @@ def server(model_dir, tmp_path_factory):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         write(tmp / "examples" / "example_voice.wav", speech_like(2.5, f0=200, seed=1))
-        demo = app.build_demo(load_model(model_dir), examples=tmp / "examples")
-        app.launch(demo, server_port=port, prevent_thread_lock=True, quiet=True)
+        demo = build_demo(load_model(model_dir), examples=tmp / "examples")
+        launch(demo, server_port=port, prevent_thread_lock=True, quiet=True)
         try:
             yield f"http://127.0.0.1:{port}/", uploads
         finally:
@@ -41,7 +41,7 @@ def calls(monkeypatch):
     """What the in-process server ran, in order: ("analysed", Result) for each analysis and ("drawn", names) for
     each rendering of the pictures; proof that a click reached the server."""
     seen = []
-    analyse_upload, render = app.analyse_upload, app.render
+    analyse_upload, render = serving.analyse_upload, views.render
 
     def analysed(*a, **k):
         seen.append(("analysed", result := analyse_upload(*a, **k)))
@@ -49,12 +49,12 @@ def calls(monkeypatch):
 
     def rendered(result, names):
         names = list(names)
-        if "log_mel" in names and len(names) < len(app.VIEWS):  # the pictures step, not the Clear button
+        if "log_mel" in names and len(names) < len(views.VIEWS):  # the pictures step, not the Clear button
             seen.append(("drawn", names))
         return render(result, names)
 
-    monkeypatch.setattr(app, "analyse_upload", analysed)
-    monkeypatch.setattr(app, "render", rendered)
+    monkeypatch.setattr(serving, "analyse_upload", analysed)
+    monkeypatch.setattr(views, "render", rendered)
     return seen
 
 
@@ -152,7 +152,7 @@ def test_record_from_microphone_and_analyse(playwright, server, calls, tmp_path)
         analyse_and_wait(page, calls)
         assert expect_result(page, ["neutral", "happy", "sad", "angry"]) == first
         page.screenshot(path=Path(tmp_path) / "microphone.png", full_page=True)
-        # Without app.RAW_MIC the browser's gain control lifts this quiet voice by 10 dB or more.
+        # Without browser.RAW_MIC the browser's gain control lifts this quiet voice by 10 dB or more.
         heard = next(result.analysis.audio for kind, result in calls if kind == "analysed")
         captured = heard[len(heard) // 4 : -len(heard) // 4]
         gain_db = 20 * np.log10(np.std(captured) / np.std(source))

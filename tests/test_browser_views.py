@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import ARGS, CHROMIUM, speech_like, write
+from conftest import ARGS, CHROMIUM, speech_like, talk_pause_talk, write
 
 TIMEOUT_MS = 120_000  # a step takes a second or two on an idle machine; far longer on a loaded 2-core one
 LABELS = ["neutral", "happy", "sad", "angry"]
@@ -29,8 +29,7 @@ def test_timeline_and_why_of_an_upload(chromium, app_server, tmp_path):
     from playwright.sync_api import expect
 
     url, uploads = app_server
-    pause = 1e-4 * np.random.default_rng(9).standard_normal(3 * 16000).astype(np.float32)
-    talk = write(tmp_path / "talk.wav", np.concatenate([speech_like(4.0), pause, speech_like(4.0, f0=110, seed=2)]))
+    talk = talk_pause_talk(tmp_path)
     browser = chromium.launch(executable_path=CHROMIUM, args=ARGS)
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from conftest import ARGS, CHROMIUM, MIN_FONT_PT, speech_like, write
 
-import app
+from ser.app import build_demo, launch
+from ser.app.views import RIGHT, WRONG
 from ser.hub import load_model
 
 PHONE, LAPTOP, PROJECTOR = (390, 844), (1280, 800), (1920, 1080)
@@ -80,8 +81,8 @@ def classroom(tmp_path_factory):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         model = load_model(None)
-        demo = app.build_demo(model)
-        app.launch(demo, server_port=port, prevent_thread_lock=True, quiet=True)
+        demo = build_demo(model)
+        launch(demo, server_port=port, prevent_thread_lock=True, quiet=True)
         try:
             yield f"http://127.0.0.1:{port}/", model
         finally:
@@ -171,7 +172,7 @@ def test_a_lesson_examples_how_it_works_compare_and_act_it_out(playwright, class
         expect(page.locator("#game-chart img")).to_be_visible(timeout=TIMEOUT_MS)
         heard = emotion_in(page.inner_text("#game-outcome"), model.labels, "heard")
         hits = str(int(heard == asked))
-        assert (app.RIGHT if heard == asked else app.WRONG) in page.inner_text("#game-outcome")
+        assert (RIGHT if heard == asked else WRONG) in page.inner_text("#game-outcome")
         rows = tally(page)
         assert [r[1:] for r in rows] == [["1", hits], ["1", hits]] and asked in rows[0][0] and rows[1][0] == "all", rows
         page.screenshot(path=shots / "laptop-act-it-out.png", full_page=True)

@@ -1,0 +1,54 @@
+"""The page: a title, the analyse room (the input and the answer beside it), then one tab per room in TABS, and how
+it is served.
+
+A tab is a module with a `TITLE` and a `build(page)` that makes its components and wires its events inside its
+tab; it may add views to the registry (`views.VIEWS`) and place them with `views.place`. Tabs depend on the registry,
+on `serving` and on `ser`, never on each other. A new tab is one new module and one entry in TABS.
+"""
+
+from pathlib import Path
+
+import gradio as gr
+
+from ser.model import SERModel
+
+from . import about, act_it_out, analyse, compare, how_it_works, live, over_time, serving, views, why
+from .browser import CSS, MIC_HELP, RAW_MIC, THEME
+
+# The tabs in the page's order; their pictures are drawn in this order too.
+TABS = [how_it_works, compare, over_time, why, live, act_it_out, about]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def build_demo(
+    model: SERModel, notice: str | None = None, source: str | None = None, examples: Path | None = EXAMPLES
+) -> gr.Blocks:
+    """The Blocks app for a loaded model; `notice` (e.g. that another model was asked for) is shown at the top."""
+    # Uploads are deleted by the handler; delete_cache sweeps anything a request never reached (e.g. an
+    # abandoned upload) after 5 minutes.
+    with gr.Blocks(title="Speech emotion recognition", analytics_enabled=False, delete_cache=(300, 300)) as demo:
+        gr.Markdown(
+            "# Speech emotion recognition\nHow does a voice sound: happy, sad, angry...? Speak or upload a "
+            "clip and see the sound the way the model sees it. A teaching demo trained on actors: it guesses "
+            "how a voice *sounds*, not how someone feels."
+        )
+        if notice:
+            gr.Markdown(f"⚠️ **Model notice:** {notice}", elem_classes="notice", elem_id="notice")
+        recent = gr.State(None, time_to_live=serving.SESSION_SECONDS)  # this visitor's serving.RecentResults
+        page = views.Page(model, demo, source=source, examples=examples, recent=recent)
+        triggers = analyse.build(page)
+        with gr.Tabs(overflow_behavior="wrap"):  # on a phone, every tab stays in sight (no "..." menu)
+            for tab in TABS:
+                with gr.Tab(tab.TITLE, id=tab.__name__.rsplit(".", 1)[-1]):
+                    tab.build(page)
+        views.wire(page, triggers)
+    return demo
+
+
+def launch(demo: gr.Blocks, raw_mic: bool = True, **kwargs):
+    """Queue and serve with the app's limits and look; kwargs go to `Blocks.launch` (server_port, quiet...).
+
+    `raw_mic=False` leaves the browser's microphone processing on (see `browser.RAW_MIC`).
+    """
+    head = (RAW_MIC if raw_mic else "") + MIC_HELP
+    return serving.serve(demo, theme=THEME, css=CSS, head=head, **kwargs)
