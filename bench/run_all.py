@@ -1,8 +1,10 @@
-"""Every speed, size and load figure the project reports, into one results file; and its Markdown table.
+"""Every speed, size and load figure the project reports, into one results file; and the pages that show it.
 
-    python bench/run_all.py            # about 6 min on the 2-core machine: writes bench/results/speed.json
-    python bench/run_all.py --quick    # a minute or two, noisy: checks the scripts, writes speed-quick.json
-    python bench/run_all.py --table    # prints the README's speed table from bench/results/speed.json
+    python bench/run_all.py            # about 6 min on the 2-core machine: writes bench/results/speed.json, then
+                                       # bench/README.md (every figure) and the README's five-line summary
+    python bench/run_all.py --quick    # a minute or two, noisy: checks the scripts, writes speed-quick.json and
+                                       # prints its tables (a quick run is never published)
+    python bench/run_all.py --table    # rewrites bench/README.md and the summary from speed.json, measuring nothing
 
 The figures come from bench/bench_core.py (in-process: features, inference with VGG-16/19 ratios, where one
 analysis spends its time, training speed, model size) and bench/bench_app.py (`python app.py` in a subprocess,
@@ -11,6 +13,7 @@ failures, server memory). Run it on an otherwise idle machine: the load average 
 """
 
 import argparse
+import ast
 import datetime
 import json
 import os
@@ -25,7 +28,12 @@ import bench_core
 import gradio
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+PAGE = BENCH / "README.md"  # every figure, written from the results file
+README = BENCH.parent / "README.md"  # its five-line summary, between these two lines
+SUMMARY_START = "<!-- speed summary: written by python bench/run_all.py --table from bench/results/speed.json -->"
+SUMMARY_END = "<!-- end of speed summary -->"
 # The targets of issue 19, on the 2-core machine.
 TARGET_RATE_8 = 20.0  # requests/s at 8 clients
 TARGET_P95_32 = 2000.0  # ms at 32 clients, unless the waiting ones are told "busy" fast
@@ -156,7 +164,7 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
 
 
 def table(r: dict) -> str:
-    """The README's speed and load tables, from one results file."""
+    """The speed and load tables, from one results file."""
     m = r["machine"]
     lines = []
     if r["quick"]:
@@ -176,12 +184,74 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def summary(r: dict) -> str:
+    """The README's five lines: the figures a reader asks first, and where the rest are."""
+    core, app, m = r["core"], r["app"], r["machine"]
+    inf, size, levels = core["inference"], core["model"], {lv["clients"]: lv for lv in app["levels"]}
+    total = sum(lv["requests"] for lv in app["levels"])
+    failed = sum(lv["failed"] for lv in app["levels"])
+    grew = app["rss_mb"][f"after_{max(levels)}_clients"] - app["rss_mb"]["after_warm_up"]
+    return "\n".join([
+        f"- The model: {size['file_mb']:.1f} MB, {size['parameters'] / 1e6:.2f} M parameters; a 3 s clip in "
+        f"{ms(inf['ours']['median_ms'])} on {m['cpus']} CPU cores, {inf['vgg16']['slower']:.0f}x faster than VGG-16.",
+        f"- `python app.py` serves the page after {app['serve_s']:.1f} s and answers `/predict` in "
+        f"{ms(levels[1]['p50_ms'])} (median) to one client.",
+        f"- Under load: {levels[8]['requests_per_s']:.0f} requests/s to 8 clients, p95 {ms(levels[32]['p95_ms'])} to "
+        f"32; {failed} failed of {total:,}.",
+        f"- Server memory: {grew:+.0f} MiB over those requests (target <= {TARGET_RSS_GROWTH:g} MiB: "
+        f"{mark(grew <= TARGET_RSS_GROWTH)}).",
+        f"- Every figure, its target and where each request's time goes: [bench/README.md](bench/README.md) "
+        f"({r['date'][:10]}).",
+    ])  # fmt: skip
+
+
+HEAD = """# Benchmarks
+
+Every speed, size and load figure the project reports comes from a script in this folder. `python bench/run_all.py`
+runs the two that the tables below need (about 6 minutes on the 2-core machine; run it on an otherwise idle one),
+writes their figures to `bench/results/speed.json`, then this page and the README's summary; `python
+bench/run_all.py --table` rewrites them from that file without measuring. This page is generated: edit
+bench/run_all.py, not this file.
+"""
+
+
+def scripts() -> str:
+    """Each script in bench/ with the first paragraph of its docstring."""
+    rows = []
+    for path in sorted(BENCH.glob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        rows.append([f"`{path.name}`", " ".join(doc.split("\n\n")[0].split()).replace("|", "\\|")])
+    return markdown(["Script", "What it measures"], rows)
+
+
+def page(r: dict) -> str:
+    """bench/README.md: what is here, and every figure of one results file."""
+    return f"{HEAD}\n## Speed, size and load\n\n{table(r)}\n\n## The scripts\n\n{scripts()}\n"
+
+
+def publish(r: dict) -> None:
+    """Write bench/README.md and the README's summary from a full run's results; print a quick run's tables."""
+    if r["quick"]:
+        print(table(r))
+        return
+    PAGE.write_text(page(r))
+    text = README.read_text()
+    if SUMMARY_START not in text or SUMMARY_END not in text:
+        sys.exit(f"error: {README} has no speed summary to replace: put the two lines\n{SUMMARY_START}\n{SUMMARY_END}\n"
+                 "where it belongs")  # fmt: skip
+    before, rest = text.split(SUMMARY_START, 1)
+    after = rest.split(SUMMARY_END, 1)[1]
+    README.write_text(f"{before}{SUMMARY_START}\n{summary(r)}\n{SUMMARY_END}{after}")
+    print(f"wrote {PAGE} and the speed summary in {README}")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--quick", action="store_true", help="a few requests per level: checks the scripts in a minute or two"
     )
-    p.add_argument("--table", action="store_true", help="print the Markdown table of the results file; measure nothing")
+    p.add_argument("--table", action="store_true", help="write bench/README.md and the README's summary from the "
+                   "results file; measure nothing")  # fmt: skip
     p.add_argument("--results", type=Path, default=None, help="results file (default bench/results/speed.json, "
                    "or speed-quick.json with --quick)")  # fmt: skip
     p.add_argument("--model", default=None, help="checkpoint folder or Hub id (default: the shipped checkpoint)")
@@ -190,13 +260,13 @@ def main(argv=None) -> None:
     if args.table:
         if not path.is_file():
             sys.exit(f"error: no results at {path}; run python bench/run_all.py first")
-        print(table(json.loads(path.read_text())))
+        publish(json.loads(path.read_text()))
         return
     results = run(args)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {path} in {results['seconds'] / 60:.1f} min\n")
-    print(table(results))
+    publish(results)
 
 
 if __name__ == "__main__":
