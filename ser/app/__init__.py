@@ -4,7 +4,7 @@
                      limits, the memory trim, each visitor's recent results, API-only endpoints
     views.py         the registry of views (`VIEWS`: a Result -> a component's value), `Page`, and the wiring that
                      shows every analysis in every view
-    page.py          the page: the analyse room, then one tab per module in TABS; `launch`
+    page.py          the page: the analyse room, then one tab per module named in TAB_MODULES; `launch`
     browser.py       theme, style sheet and the page's scripts (raw microphone, microphone help)
     analyse.py       the input, the answer beside it, the example clips, /predict
     how_it_works.py, compare.py, over_time.py (/timeline), why.py (/explain), live.py, act_it_out.py, about.py:

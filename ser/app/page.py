@@ -3,20 +3,30 @@ it is served.
 
 A tab is a module with a `TITLE` and a `build(page)` that makes its components and wires its events inside its
 tab; it may add views to the registry (`views.VIEWS`) and place them with `views.place`. Tabs depend on the registry,
-on `serving` and on `ser`, never on each other. A new tab is one new module and one entry in TABS.
+on `serving` and on `ser`, never on each other. A new tab is one new module and one line in TAB_MODULES.
 """
 
+import importlib
 from pathlib import Path
 
 import gradio as gr
 
 from ser.model import SERModel
 
-from . import about, act_it_out, analyse, compare, how_it_works, live, over_time, serving, views, why
+from . import analyse, serving, views
 from .browser import CSS, MIC_HELP, RAW_MIC, THEME
 
-# The tabs in the page's order; their pictures are drawn in this order too.
-TABS = [how_it_works, compare, over_time, why, live, act_it_out, about]
+# The tabs in the page's order, each a module of ser/app/; their pictures are drawn in this order too.
+TAB_MODULES = [
+    "how_it_works",
+    "compare",
+    "over_time",
+    "why",
+    "live",
+    "act_it_out",
+    "about",
+]
+TABS = [importlib.import_module(f"{__package__}.{name}") for name in TAB_MODULES]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -39,7 +49,7 @@ def build_demo(
         triggers = analyse.build(page)
         with gr.Tabs(overflow_behavior="wrap"):  # on a phone, every tab stays in sight (no "..." menu)
             for tab in TABS:
-                with gr.Tab(tab.TITLE, id=tab.__name__.rsplit(".", 1)[-1]):
+                with gr.Tab(tab.TITLE, id=tab.__name__.rsplit(".", 1)[-1]):  # its module's name
                     tab.build(page)
         views.wire(page, triggers)
     return demo
