@@ -3,7 +3,7 @@
 Owns `Result` (one input's analysis, or why there is none: what every view renders), `analyse_upload` (an upload to a
 `Result` through `ser`, the upload deleted once read), the pool of analysis threads and the BUSY answer, the queue's
 limits, the memory trim after a burst, each visitor's recent results, and the API-only endpoints' settings. It
-knows nothing of components or tabs.
+builds no component and knows no tab.
 """
 
 import contextvars
