@@ -12,7 +12,9 @@ On a real 3 s speech clip cut from examples/ (no corpus needed):
 - training speed of the default model: steps/s of `ser.training.fit` on synthetic clips with the default
   `TrainConfig`, extrapolated to its step budget (and the measured time of the shipped fit, when its
   metrics.json records one);
-- model file size and parameter count.
+- model file size and parameter count, and the whole checkpoint folder's size;
+- the two-listener answer per 3 s clip on one thread (`ser.analyse` on an array: CNN, voice encoder, head,
+  fusion), and the voice listener's own share, when the checkpoint has one.
 """
 
 import argparse
@@ -238,8 +240,31 @@ def training(steps: int, folder: Path | None) -> dict:
 
 
 def model_file(model: ser.SERModel) -> dict:
-    weights = (model.source_dir or DEFAULT_MODEL) / "model.safetensors"
-    return {"file_mb": weights.stat().st_size / 2**20, "parameters": parameters(model), "path": str(weights)}
+    folder = model.source_dir or DEFAULT_MODEL
+    weights = folder / "model.safetensors"
+    return {
+        "file_mb": weights.stat().st_size / 2**20,
+        "parameters": parameters(model),
+        "path": str(weights),
+        "folder_mb": sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 2**20,
+        "voice_parameters": parameters(model.voice.encoder) + model.voice.head.weight.size if model.voice else 0,
+    }
+
+
+def two_listeners(model: ser.SERModel, clip: np.ndarray, runs: int) -> dict:
+    """Milliseconds per 3 s clip on one torch thread: the whole answer (`ser.analyse` of an array at the model's
+    rate) and the voice listener alone (front end, encoder, head); {} for a CNN-only model."""
+    if model.voice is None:
+        return {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sr = model.feature_config.sample_rate
+        whole = timed(lambda: ser.analyse(model, clip, sr), runs)
+        voice = timed(lambda: model.voice.probabilities(model.voice.features(clip)), runs)
+    finally:
+        torch.set_num_threads(threads)
+    return {"analysis": summary(whole), "voice_listener": summary(voice), "threads": 1}
 
 
 def measure(model_name: str | None, quick: bool = False, log=print) -> dict:
@@ -253,6 +278,8 @@ def measure(model_name: str | None, quick: bool = False, log=print) -> dict:
     log(f"log-mel, 3 s clip: {out['features']['clips_per_s']:.0f} clips/s")
     out["inference"] = inference(model, clip, runs)
     log("inference, 3 s clip: " + json.dumps(out["inference"], default=round))
+    out["two_listeners"] = two_listeners(model, clip, max(10, runs // 4))
+    log("two listeners, 3 s clip, 1 thread: " + json.dumps(out["two_listeners"], default=round))
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads // 2))  # as app.py runs analyses: two at a time, the cores split between them
     out["stages_ms"], out["stages_threads"] = stages(model, clip, runs), torch.get_num_threads()

@@ -38,6 +38,9 @@ SUMMARY_END = "<!-- end of speed summary -->"
 TARGET_RATE_8 = 20.0  # requests/s at 8 clients
 TARGET_P95_32 = 2000.0  # ms at 32 clients, unless the waiting ones are told "busy" fast
 TARGET_RSS_GROWTH = 50.0  # MiB over all the requests, and back to the baseline after a rest
+# The two-listeners issue's budgets: the fused answer per 3 s clip on one thread, and the checkpoint folder.
+TARGET_FUSED_MS = 30.0
+TARGET_FOLDER_MB = 12.0
 
 
 def machine() -> dict:
@@ -105,6 +108,21 @@ def speed_rows(r: dict) -> list[list[str]]:
     inf, tr, size = core["inference"], core["training"], core["model"]
     rows = [
         ["Model file", f"{size['file_mb']:.1f} MB, {size['parameters'] / 1e6:.2f} M parameters", ""],
+    ]
+    if "folder_mb" in size:
+        ok = size["folder_mb"] <= TARGET_FOLDER_MB
+        rows.append(["Checkpoint folder (both listeners, card, metrics)", f"{size['folder_mb']:.1f} MB",
+                     f"<= {TARGET_FOLDER_MB:g} MB: {mark(ok)}"])  # fmt: skip
+    two = core.get("two_listeners") or {}
+    if two:
+        ok = two["analysis"]["median_ms"] <= TARGET_FUSED_MS
+        rows.append([
+            "Two listeners' answer per 3 s clip, 1 thread (`ser.analyse`: both listeners and the fusion)",
+            f"median {ms(two['analysis']['median_ms'])}, p95 {ms(two['analysis']['p95_ms'])}; the voice listener "
+            f"alone {ms(two['voice_listener']['median_ms'])}",
+            f"<= {TARGET_FUSED_MS:g} ms: {mark(ok)}",
+        ])  # fmt: skip
+    rows += [
         ["Log-mel features of a 3 s clip", f"{core['features']['clips_per_s']:,.0f} clips/s", ""],
         [
             "Inference per 3 s clip (log-mel + model)",

@@ -71,6 +71,132 @@ def summary(model: SERModel) -> str:
     )
 
 
+VOICE_SOURCE = (
+    "Resemblyzer 0.1.4's pretrained GE2E speaker encoder (Resemble.AI, Apache-2.0; "
+    "https://github.com/resemble-ai/Resemblyzer), converted to float16 safetensors (`encoder.safetensors`) and "
+    "re-implemented in `ser/encoder.py`; see NOTICE"
+)
+
+
+CONFIDENT_TOP = 0.70  # the top probability from which the app may call an answer "confident"
+
+
+def confident_share(metrics: dict) -> tuple[float, int] | None:
+    """(share right, clips) of the answers at least CONFIDENT_TOP sure on corpora the model never heard, from the
+    reliability table (None when it was not measured or no answer was that sure)."""
+    rows = [r for r in (metrics.get("voice") or {}).get("reliability", []) if r["from"] >= CONFIDENT_TOP and r["n"]]
+    if not rows:
+        return None
+    n = sum(r["n"] for r in rows)
+    return sum(r["share_right"] * r["n"] for r in rows) / n, n
+
+
+def may_say_confident(metrics: dict) -> bool:
+    """Whether "confident" keeps its promise: answers that sure were right at least CONFIDENT_TOP of the time on
+    corpora never heard (at least 30 of them). Unmeasured models keep the word, as before."""
+    share = confident_share(metrics)
+    return share is None or (share[0] >= CONFIDENT_TOP and share[1] >= 30)
+
+
+def cnn_corpora(metrics: dict) -> str:
+    """' on RAVDESS and EmoDB'-style words for the CNN's training corpora when the voice head used more ('' if not)."""
+    speakers = metrics.get("training", {}).get("train_speakers") or []
+    names = sorted({s.split(":")[0] for s in speakers})
+    everything = metrics.get("voice", {}).get("head_loco", {})
+    return f" on {' and '.join(names)} only" if names and metrics.get("voice") and set(names) != set(everything) else ""
+
+
+def voice_summary(model: SERModel) -> str:
+    """The second listener in two sentences ('' for a CNN-only model)."""
+    v = model.voice
+    if v is None:
+        return ""
+    info = v.info
+    return (
+        f"A second listener votes too: {VOICE_SOURCE}, frozen; its layers' mean and spread over the clip "
+        f"({v.encoder.cfg.dim} numbers) feed a logistic-regression head trained on "
+        f"{', '.join(info.get('trained_on', []))} ({info.get('train_clips', '?')} clips). The answer is the weighted "
+        f"geometric mean of the two listeners' probabilities (head weight {v.fusion_weight:g}), calibrated "
+        f"(T = {v.temperature:.2f}) on {', '.join(info.get('temperature_fitted_on', [])) or 'held-out corpora'}, "
+        "corpora neither listener trained on."
+    )
+
+
+def voice_markdown(metrics: dict, level: int = 3) -> str:
+    """The two listeners' speaker-independent figures and the reliability table, from metrics.json's `voice`."""
+    v = metrics.get("voice")
+    if not v:
+        return ""
+    h, out = "#" * level, []
+    rows = []
+    for c in v.get("unseen_corpora", []):
+        cnn, head, fused = v["cnn_loco"][c], v["head_loco"][c], v["fused_loco"][c]
+        rows.append([c, str(len(fused["labels"])), pct(cnn["uar"]), pct(head["uar"]), f"**{pct(fused['uar'])}**",
+                     pct(fused["per_class"].get("sad", {}).get("recall", 0)) if "sad" in fused["per_class"] else "n/a"])  # fmt: skip
+    for c, m in (v.get("excluded_speakers_test") or {}).items():
+        rows.append([f"{c} speakers {', '.join(s.split(':')[1] for s in m['speakers'])}", str(len(m["fused"]["labels"])),
+                     pct(m["cnn"]["uar"]), pct(m["voice"]["uar"]), f"**{pct(m['fused']['uar'])}**",
+                     pct(m["fused"]["per_class"]["sad"]["recall"]) if "sad" in m["fused"]["per_class"] else "n/a"])  # fmt: skip
+    if rows:
+        uars = [v["fused_loco"][c]["uar"] for c in v.get("unseen_corpora", [])]
+        mean_text = (
+            f" Mean fused UAR over the corpora neither listener heard: **{pct(sum(uars) / len(uars))}**."
+            if uars
+            else ""
+        )
+        out += [
+            f"{h} Two listeners on voices they never heard",
+            table(["tested on", "classes", "CNN alone", "voice head alone", "fused", "sad recall (fused)"], rows),
+            "UAR on each set's own classes. For a corpus, the voice head is one trained without that corpus; the "
+            "CNN never trained on it either. The example speakers are out of both listeners' training." + mean_text,
+        ]
+    loco = v.get("head_loco") or {}
+    if loco:
+        rows = [[c, str(len(m["labels"])), pct(m["uar"]),
+                 pct(m["per_class"]["sad"]["recall"]) if "sad" in m["per_class"] else "n/a"] for c, m in loco.items()]  # fmt: skip
+        uars = [m["uar"] for m in loco.values()]
+        out += [
+            f"{h} The voice head alone, leave one corpus out",
+            table(["held-out corpus", "classes", "UAR", "sad recall"], rows),
+            f"Each row: a head trained on the other corpora. Mean {pct(sum(uars) / len(uars))}, lowest {pct(min(uars))}.",
+        ]
+    adapted = v.get("adapted") or {}
+    if adapted:
+        rows = []
+        for a in adapted.values():
+            for c, m in a["corpora"].items():
+                plain = v.get("fused_loco", {}).get(c, {}).get("uar") if "fused" in m else v["head_loco"][c]["uar"]
+                shown = m.get("fused", m["voice"])
+                gain = f" ({100 * (shown['uar'] - plain):+.1f})" if plain is not None else ""
+                rows.append([a["reference"] + (f" ({a['k']} recordings)" if a.get("k") else ""), c,
+                             pct(plain) if plain is not None else "n/a", pct(shown["uar"]) + gain])  # fmt: skip
+        out += [
+            f"{h} Adapted to a voice or a place",
+            table(["compared with", "tested on (never heard)", "UAR without", "UAR adapted"], rows),
+            "The voice head standardises each clip's features by a reference set instead of the training set's: "
+            "for a voice, other recordings of the same speaker (picked at random, never the clip itself, emotions "
+            "as they fall); for a place, every clip of the held-out corpus at once. Fused with the CNN as usual.",
+        ]
+    rel = v.get("reliability") or []
+    if rel:
+        from .voice_training import BINS  # the app's words, whatever words the run that wrote the metrics used
+
+        said = {"confident": "confident" if may_say_confident(metrics) else "leans towards (not called confident)"}
+        word = lambda p: (w := next(w for lo, hi, w in BINS if lo <= p < hi)) and said.get(w, w)
+        rows = [[f"{100 * r['from']:.0f}-{100 * r['to']:.0f} %", word(r["from"]), str(r["n"]),
+                 "n/a" if r["share_right"] is None else pct(r["share_right"])] for r in rel]  # fmt: skip
+        out += [
+            f"{h} How often an answer is right, by its confidence",
+            table(["top probability", "the app says", "clips", "share right"], rows),
+            f"On {v.get('reliability_protocol', 'held-out corpora')}.",
+        ]
+    screen = v.get("weight_screen") or {}
+    if screen:
+        out.append("Mean fused UAR on those corpora by the head's weight (before calibration): "
+                   + ", ".join(f"{w}: {pct(u)}" for w, u in screen.items()) + ".")  # fmt: skip
+    return "\n\n".join(out)
+
+
 def pct(v: float | dict) -> str:
     """A rate as a percentage; a {"mean", "std"} over folds as "mean ± std %"."""
     return f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f} %" if isinstance(v, dict) else f"{100 * v:.1f} %"
@@ -92,9 +218,11 @@ def results_markdown(metrics: dict, level: int = 3) -> str:
     `level` is the Markdown heading level of each table's title.
     """
     cv, loco, val = (metrics.get(k) or {} for k in ("cross_validation", "leave_one_corpus_out", "validation"))
-    if not (cv or loco or val):
+    if not (cv or loco or val or metrics.get("voice")):
         return "The metrics file holds no test results."
     h, out = "#" * level, [PROTOCOL]
+    if metrics.get("voice"):
+        out.append(voice_markdown(metrics, level))
     if cv:
         folds = {m["folds"] for m in cv.values() if "folds" in m}
         ece = any("ece" in m for m in cv.values())
@@ -144,7 +272,7 @@ def results_markdown(metrics: dict, level: int = 3) -> str:
         speakers = ", ".join(metrics.get("training", {}).get("excluded_speakers", []))
         rows = [[c, str(m["n"]), str(len(m["labels"])), pct(m["accuracy"]), pct(m["uar"])] for c, m in unseen.items()]
         out += [
-            f"{h} This model on voices it never heard",
+            f"{h} The CNN on voices it never heard",
             table(["corpus", "clips", "classes", "accuracy", "UAR"], rows),
             f"The speakers {speakers} were kept out of this model's training (their clips are the app's examples). "
             "Two voices are a small sample: read it next to the cross-validation above.",
@@ -208,14 +336,18 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str], augmented:
         else ", without augmentation."
     )
     sections = [
-        "# Speech emotion recognition: VGG-style CNN on log-mel spectrograms",
-        summary(model) + f" Probabilities are temperature-calibrated (T = {model.config.temperature:.2f}, fitted on "
+        "# Speech emotion recognition: a VGG-style CNN on log-mel spectrograms"
+        + (", and a pretrained voice encoder" if model.voice is not None else ""),
+        summary(model)
+        + f" The CNN's probabilities are temperature-calibrated (T = {model.config.temperature:.2f}, fitted on "
         f"{training.get('temperature_fitted_on', 'validation speakers')}; the ECE figures below show what that does "
         "for speakers it has not heard).",
+        voice_summary(model),
         "## Training data",
         training_data(data_args),
         data_markdown(metrics),
-        f"Trained from scratch with `{metrics.get('command', 'train.py')}`{how} Clips with less than "
+        f"The CNN was trained from scratch{cnn_corpora(metrics)} with `{metrics.get('command', 'train.py')}`{how} "
+        f"Clips with less than "
         f"{model.feature_config.min_seconds:g} s of sound after trimming silence are left out of training and testing, "
         "as the app refuses them (in Indian EmoSpeech, many single short words).",
         "## Evaluation",

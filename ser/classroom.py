@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .card import HUMANS_CREMAD, corpora_of
+from .card import HUMANS_CREMAD, confident_share, corpora_of, may_say_confident
 from .corpora import EMOTIONS
 
 ACTOR = re.compile(r"_actor(\d+)(?:_(male|female))?(?:_|$)")  # a RAVDESS actor
@@ -215,6 +215,10 @@ def how_good(metrics: dict) -> str:
     """
     cv, loco = metrics.get("cross_validation") or {}, metrics.get("leave_one_corpus_out") or {}
     unheard = metrics.get("excluded_speakers_test") or {}
+    voice = metrics.get("voice") or {}
+    if voice.get("fused_loco"):  # two listeners: their fused answer is what the page shows
+        unheard = {c: m["fused"] for c, m in (voice.get("excluded_speakers_test") or {}).items()}
+        loco = voice["fused_loco"]
     if not (cv or loco or unheard):
         return "This model has no test results, so nobody knows how often it is right: treat its answers as guesses."
     lines = []
@@ -236,6 +240,18 @@ def how_good(metrics: dict) -> str:
             f"- A **whole collection it never trained on** (another language, other microphones): about "
             f"**{in_tens(sum(uars) / len(uars))}** right on average{spread}."
         )
+
+    share = confident_share(metrics)
+    if share is not None:
+        word = (
+            "so the page calls such answers **confident**"
+            if may_say_confident(metrics)
+            else ("so the page never calls an answer **confident**")
+        )
+        lines.append(
+            f"- When it sounded sure (70 % or more), it was right **{in_tens(share[0])}** on those collections "
+            f"({share[1]} such answers), {word}."
+        )
     people = (
         f"People find this hard too: crowds who listened to the actors of another collection (CREMA-D) without "
         f"seeing them named the emotion the actor meant **{round(100 * HUMANS_CREMAD)} times in 100** (Cao et al. "
@@ -247,6 +263,10 @@ def how_good(metrics: dict) -> str:
 def best_tested(metrics: dict) -> tuple[str, dict[str, float]] | None:
     """The cross-validated corpus with the most emotions, and its per-emotion recall (the About tab's picture)."""
     cv = {c: m for c, m in (metrics.get("cross_validation") or {}).items() if "pooled_per_class_recall" in m}
+    unheard = (metrics.get("voice") or {}).get("excluded_speakers_test") or {}
+    if not cv and unheard:  # two listeners, no cross-validation: the example actors, whom neither listener heard
+        corpus = max(unheard, key=lambda c: len(unheard[c]["fused"]["labels"]))
+        return corpus, {k: v["recall"] for k, v in unheard[corpus]["fused"]["per_class"].items()}
     if not cv:
         return None
     corpus = max(cv, key=lambda c: len(cv[c]["labels"]))

@@ -1,21 +1,24 @@
 """`python -m ser predict | evaluate | push`: batch prediction, evaluation and Hub upload."""
 
 import argparse
+import contextlib
 import csv
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import plots
 from .audio import AudioError, find_audio
-from .corpora import parse_data_arg
+from .corpora import PARSERS, parse_data_arg
 from .data import load_corpus
-from .evaluate import clip_logits, evaluate_logits
+from .evaluate import evaluate_logits, listener_log_probs
 from .hub import ModelError, load_model, push
 from .inference import analyse_file
 from .timeline import analyse_over_time
+from .voice import MIN_SPREAD as MIN_BATCH
 
 
 def first_sentence(note: str) -> str:
@@ -30,6 +33,7 @@ def cmd_predict(args) -> int:
     if not files:
         print("error: no audio files found; give audio files or folders containing them", file=sys.stderr)
         return 2
+    reference = batch_reference(model, files) if args.adapt else None
     failed = 0
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
     if writer:
@@ -40,13 +44,17 @@ def cmd_predict(args) -> int:
                 a, over_time = analyse_over_time(model, path)
                 segments, error = over_time.segments, None
             else:
-                a, segments, error = analyse_file(model, path), None, None
+                a, segments, error = analyse_file(model, path, reference), None, None
         except AudioError as e:
             a, segments, error = None, None, str(e)
             failed += 1
         timed = {"segments": [s.to_dict() for s in segments]} if segments is not None else {}
         if args.format == "jsonl":
-            row = {"label": a.label, "probs": a.probs, "notes": a.notes, **timed} if a else {"error": error}
+            row = (
+                {"label": a.label, "probs": a.probs, "listeners": a.listeners, "notes": a.notes, **timed}
+                if a
+                else {"error": error}
+            )
             print(json.dumps({"path": str(path), **row}), flush=True)
         elif writer:
             probs = [f"{a.probs[k]:.4f}" for k in model.labels] if a else [""] * len(model.labels)
@@ -64,6 +72,26 @@ def cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+def batch_reference(model, files: list[Path]):
+    """The voice features of every usable file, as one batch's Reference (`predict --adapt`). Raises ValueError
+    when the model cannot adapt or too few files are usable."""
+    if model.voice is None or "batch" not in model.voice.adapted:
+        raise ValueError("--adapt needs a model with a voice listener that adapts to a batch (the shipped one does)")
+    feats = []
+    for path in files:
+        with contextlib.suppress(AudioError):
+            f = analyse_file(model, path).voice_features
+            if f is not None:
+                feats.append(f)
+    if len(feats) < MIN_BATCH:
+        raise ValueError(
+            f"--adapt needs at least {MIN_BATCH} usable recordings from one place to compare with; "
+            f"{len(feats)} of the {len(files)} file(s) are: give more, or leave out --adapt"
+        )
+    print(f"adapting to this batch: {len(feats)} recordings", file=sys.stderr)
+    return model.voice.reference("batch", np.stack(feats))
+
+
 def cmd_evaluate(args) -> int:
     model = load_model(args.model)
     fc = model.feature_config
@@ -79,11 +107,20 @@ def cmd_evaluate(args) -> int:
                     f"no {corpus} clips from speakers {args.speakers}; speaker ids look like {clips.speakers[0]}"
                 )
             clips = clips.subset(keep)
-        m = evaluate_logits(clip_logits(model, clips), clips.emotions, model.labels, model.config.temperature)
+        logps = listener_log_probs(model, clips, args.cache_dir)
+        answer = logps.get("fused", logps["cnn"])
+        m = evaluate_logits(torch.from_numpy(answer), clips.emotions, model.labels)
+        if len(logps) > 1:
+            m["listeners"] = {
+                k: evaluate_logits(torch.from_numpy(v), clips.emotions, model.labels)
+                for k, v in logps.items()
+                if k != "fused"
+            }
         report["corpora"][corpus] = m
+        both = "".join(f"; {k} alone {v['uar']:.3f}" for k, v in m.get("listeners", {}).items())
         print(
             f"{corpus}: {m['n']} clips, {len(m['labels'])} classes  accuracy {m['accuracy']:.3f}  "
-            f"UAR {m['uar']:.3f}  macro-F1 {m['macro_f1']:.3f}  (chance UAR {m['chance_uar']:.3f})"
+            f"UAR {m['uar']:.3f}  macro-F1 {m['macro_f1']:.3f}  (chance UAR {m['chance_uar']:.3f}{both})"
         )
         for lab, pc in m["per_class"].items():
             print(f"  {lab:<10} precision {pc['precision']:.3f}  recall {pc['recall']:.3f}  n={pc['support']}")
@@ -99,6 +136,20 @@ def cmd_evaluate(args) -> int:
     if args.out:
         (Path(args.out) / "metrics.json").write_text(json.dumps(report, indent=2))
         print(f"wrote {args.out}/metrics.json and confusion PNGs")
+    return 0
+
+
+def cmd_card(args) -> int:
+    """Write a checkpoint folder's model card (README.md) again from its metrics.json and train_config.json."""
+    from .card import render_card
+
+    folder = Path(args.checkpoint)
+    model = load_model(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    config = json.loads((folder / "train_config.json").read_text())
+    augmented = config.get("augment") is not None
+    (folder / "README.md").write_text(render_card(model, metrics, config.get("data", []), augmented))
+    print(f"wrote {folder / 'README.md'}")
     return 0
 
 
@@ -127,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also analyse the whole recording in windows over time: each jsonl line gets a 'segments' list "
         "(start and end in seconds, label: an emotion or 'silence', confidence)",
     )
+    pr.add_argument(
+        "--adapt",
+        action="store_true",
+        help="treat the files as one batch from one place (a class, a microphone, a room): the voice listener "
+        "compares each with all of them, which helped on voices and rooms it never heard; needs at least "
+        f"{MIN_BATCH} files, and assumes they are many speakers in many moods",
+    )
     pr.set_defaults(func=cmd_predict)
 
     ev = sub.add_parser("evaluate", help="accuracy, UAR, macro-F1 and confusion matrix on a labelled corpus")
@@ -136,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="NAME=PATH",
-        help="corpus to test on (ravdess, emodb, cremad, tess, savee, folder); repeatable",
+        help=f"corpus to test on, NAME one of {', '.join(PARSERS)} (folder: root/<emotion>/<speaker>/...); repeatable",
     )
     ev.add_argument(
         "--speakers",
@@ -146,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="folder for metrics.json and confusion-matrix PNGs")
     ev.add_argument("--cache-dir", default=".cache/ser", help="decoded-audio cache")
     ev.set_defaults(func=cmd_evaluate)
+
+    ca = sub.add_parser("card", help="write a checkpoint's model card again from its metrics.json")
+    ca.add_argument("checkpoint", help="checkpoint folder with metrics.json and train_config.json")
+    ca.set_defaults(func=cmd_card)
 
     pu = sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub")
     pu.add_argument("checkpoint", help="checkpoint folder (config.json + model.safetensors + model card)")

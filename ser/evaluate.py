@@ -20,6 +20,29 @@ def clip_logits(model: SERModel, clips: Clips, device: str = "cpu") -> torch.Ten
     return torch.stack(out) if out else torch.empty(0, len(model.labels))
 
 
+def listener_log_probs(model: SERModel, clips: Clips, cache_dir=None) -> dict[str, np.ndarray]:
+    """Log-probabilities (N, len(model.labels)) of each clip as `inference.analyse` gives them: "cnn" (at its own
+    temperature), and for a two-listener model "voice" and "fused" (the answer; clips too short for the voice
+    listener keep the CNN's). Encoder features are cached under `cache_dir`."""
+    from .voice import corpus_features, fuse_log_probs
+
+    cnn = torch.log_softmax(clip_logits(model, clips) / model.config.temperature, dim=1).numpy()
+    out = {"cnn": cnn}
+    voice = model.voice
+    if voice is None:
+        return out
+    feats = corpus_features(voice.encoder, clips.audio, cache_dir, log=lambda *a: None)
+    head = voice.head.log_probabilities(feats)
+    voice_logp = np.full_like(cnn, np.log(1e-12))
+    for j, lab in enumerate(model.labels):
+        if lab in voice.labels:
+            voice_logp[:, j] = head[:, voice.labels.index(lab)]
+    fused = fuse_log_probs(cnn, voice_logp, voice.fusion_weight, voice.temperature)
+    short = np.array([len(a) < voice.min_seconds * voice.encoder.cfg.sample_rate for a in clips.audio])
+    fused[short] = cnn[short]
+    return {**out, "voice": voice_logp, "fused": fused}
+
+
 def restrict(logits: torch.Tensor, model_labels: list[str], keep: list[str]) -> torch.Tensor:
     """Logits of only the `keep` labels, in `keep` order: for test data that lacks some model classes."""
     return logits[:, [model_labels.index(label) for label in keep]]

@@ -26,8 +26,9 @@ from .model import SERModel
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
 CHECKPOINT_FILES = ("config.json", "model.safetensors")
-# What a Hub checkpoint brings with it: weights, config, model card, metrics and their plots (no pickles).
-HUB_FILES = ["config.json", "model.safetensors", "*.md", "*.json", "*.png"]
+# What a Hub checkpoint brings with it: weights (the CNN's, and the voice listener's when it has one), config, model
+# card, metrics and their plots (no pickles).
+HUB_FILES = ["config.json", "model.safetensors", "encoder.safetensors", "voice.safetensors", "*.md", "*.json", "*.png"]
 # One short request tells whether the Hub answers. Without it, huggingface_hub retries an unreachable Hub for
 # about 25 s per file before giving up, which is how long a Space would take to start while the Hub is down.
 PROBE_SECONDS = 5.0

@@ -1,7 +1,8 @@
 """The VGG-style CNN over log-mel spectrograms, saved and loaded through PyTorchModelHubMixin.
 
 A checkpoint is a folder with `config.json` (architecture, labels, feature settings, temperature)
-and `model.safetensors`, the same locally, in `checkpoints/` and on the Hugging Face Hub.
+and `model.safetensors`, the same locally, in `checkpoints/` and on the Hugging Face Hub; and, when the model has
+a second listener (`ser.voice`), its three files beside them, loaded into `SERModel.voice`.
 """
 
 import contextlib
@@ -17,6 +18,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from safetensors import safe_open
 
 from .features import FeatureConfig
+from .voice import LISTENER_FILES, Voice, load_voice
 
 # Files that travel with a checkpoint folder (model card, metrics, plots) when a loaded model is saved or pushed.
 ARTIFACT_SUFFIXES = (".md", ".json", ".png")
@@ -70,6 +72,7 @@ class SERModel(
             nn.Linear(config.hidden, len(config.labels)),
         )
         self.source_dir: Path | None = None  # the folder it was loaded from, for its artifacts
+        self.voice: Voice | None = None  # the second listener, when the checkpoint has one (ser.voice)
 
     @property
     def labels(self) -> list[str]:
@@ -123,7 +126,11 @@ class SERModel(
         super()._save_pretrained(save_directory)
         if self.source_dir is not None and Path(self.source_dir).resolve() != Path(save_directory).resolve():
             for f in sorted(self.source_dir.iterdir()):
-                if f.is_file() and f.suffix in ARTIFACT_SUFFIXES and f.name != "config.json":
+                if (
+                    f.is_file()
+                    and (f.suffix in ARTIFACT_SUFFIXES or f.name in LISTENER_FILES)
+                    and f.name != "config.json"
+                ):
                     shutil.copy2(f, Path(save_directory) / f.name)
 
     @classmethod
@@ -136,6 +143,7 @@ class SERModel(
             raise ValueError(weights_mismatch(cls(kwargs["config"]), Path(model_id), e)) from None
         if Path(model_id).is_dir():
             model.source_dir = Path(model_id)
+            model.voice = load_voice(model_id)  # None for a CNN-only checkpoint
         return model
 
 

@@ -21,10 +21,12 @@ import numpy as np
 import torch
 
 from .audio import SILENCE_DBFS, peak_dbfs, silent_error, stream_audio, to_model_rate, too_short_error
+from .encoder import encoder_features
 from .features import log_mel_spectrogram
 from .inference import Analysis, analyse
 from .model import SERModel
 from .vad import FRAME, FRAME_SECONDS, SPEECH_THRESHOLD, VAD_RATE, speech_probabilities
+from .voice import ADAPT_K, fuse_log_probs
 
 HOP_SECONDS = 0.5  # a new window every half second: emotions in speech change over seconds, not faster
 SPEECH_SHARE = 0.25  # a step is speech when the detector hears speech in at least a quarter of it
@@ -40,6 +42,9 @@ VAD_BLOCK_SECONDS = 2.0
 # emotion must beat the one around it by e^4 (about 55x) summed over its stretch to interrupt it (two changes),
 # e.g. 2 s of 40 % against 15 %; it then starts where the evidence says. 0 gives the per-step top emotion.
 SWITCH_COST = 2.0
+# The voice listener's windows: its recurrent encoder costs about 8 times the CNN per second of audio, so it hears
+# 3 s windows side by side (every 3 s, not every 0.5 s): a 10-minute file costs it about 5 s on one core.
+VOICE_SECONDS = 3.0
 STREAM_BLOCK_SECONDS = 30.0  # files are decoded this much at a time: bounds the decoder's memory, not the result's
 
 
@@ -166,12 +171,38 @@ def timeline(
     step_ends = np.minimum(step_starts + hop, len(mono))
     speech = np.clip(speech_seconds(frames, step_starts, step_ends, sr) * sr / (step_ends - step_starts), 0.0, 1.0)
     step_probs = mean_over_steps(probs, starts[judged], window, hop, len(step_starts))
+    if model.voice is not None:
+        with one_thread():
+            step_probs = with_voice(model, mono, frames, step_probs, hop)
     step_probs[speech < SPEECH_SHARE] = np.nan
 
     segments = merge_steps(step_probs, model.labels, hop_seconds, duration, SWITCH_COST)
     bins = cfg.hop_length  # one envelope bin per spectrogram frame (10 ms): finer than any screen shows 10 minutes
     return Timeline(list(model.labels), hop_seconds, step_probs, speech, envelope(mono, bins), bins / sr, duration,
                     window / sr, int(judged.sum()), segments)  # fmt: skip
+
+
+def with_voice(model: SERModel, mono: np.ndarray, frames: np.ndarray, cnn: np.ndarray, hop: int) -> np.ndarray:
+    """The steps' CNN probabilities (steps, n_classes) fused with the voice listener's, heard in VOICE_SECONDS
+    windows side by side; steps no voice window judged (too little speech) keep the CNN's."""
+    voice, sr = model.voice, model.feature_config.sample_rate
+    window = min(round(VOICE_SECONDS * sr), len(mono))
+    starts = window_starts(len(mono), window, window)
+    judged = starts[speech_seconds(frames, starts, starts + window, sr) >= voice.min_seconds]
+    if not len(judged):
+        return cnn
+    feats = encoder_features(voice.encoder, [mono[s : s + window] for s in judged])
+    # Each window compared with the whole recording's voice (one speaker, mostly), when there are enough windows.
+    tuned = "voice" in voice.adapted and len(feats) > ADAPT_K
+    head = voice.log_probabilities(feats, voice.reference("voice", feats) if tuned else None)
+    cols = [voice.labels.index(lab) if lab in voice.labels else None for lab in model.labels]
+    p = np.stack([np.exp(head[:, c]) if c is not None else np.full(len(head), 1e-12) for c in cols], axis=1)
+    heard = mean_over_steps(p, judged, window, hop, len(cnn))
+    both = ~np.isnan(heard).any(axis=1) & ~np.isnan(cnn).any(axis=1)
+    out = cnn.copy()
+    logs = [np.log(np.clip(x[both], 1e-12, 1.0)) for x in (cnn, heard)]
+    out[both] = np.exp(fuse_log_probs(*logs, voice.fusion_weight, voice.temperature))
+    return out
 
 
 def mean_over_steps(probs: np.ndarray, starts: np.ndarray, window: int, hop: int, steps: int) -> np.ndarray:

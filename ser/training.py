@@ -27,6 +27,7 @@ from .data import Clips, crop, speaker_folds, split_by_speaker, validation_speak
 from .evaluate import clip_logits, evaluate_logits, fit_temperature, summarize_cross_corpus, summarize_cross_validation
 from .features import FeatureConfig, power_to_log_mel, stft_power
 from .model import ModelConfig, SERModel
+from .voice import HeadConfig
 
 
 @dataclass
@@ -59,10 +60,14 @@ class TrainConfig:
     # Room/noise/EQ/band-limit/codec/warp/speed/SpecAugment; None trains on clean crops only. It trades a little
     # within-corpus accuracy for much better transfer to an unseen corpus.
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    # The second listener's head (train.py --encoder): trained on every --data corpus, in seconds, after the CNN.
+    head: HeadConfig = field(default_factory=HeadConfig)
 
     def __post_init__(self):  # read back from train_config.json
         if isinstance(self.model, dict):
             self.model = ModelConfig(**{"labels": [], **self.model})
+        if isinstance(self.head, dict):
+            self.head = HeadConfig(**self.head)
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.augment.items()})
 
@@ -544,17 +549,26 @@ def run(
     return RunResult(model, metrics)
 
 
-def save_checkpoint(model: SERModel, out: Path, cfg: TrainConfig, data_args: list[str], metrics: dict) -> None:
-    """Write the checkpoint folder: weights + config, metrics.json, train_config.json, confusion PNGs, model card."""
+def save_checkpoint(
+    model: SERModel, out: Path, cfg: TrainConfig, data_args: list[str], metrics: dict, recipe: dict | None = None
+) -> None:
+    """Write the checkpoint folder: weights + config, metrics.json, train_config.json (with train.py's `recipe`
+    options, so that `train.py --recipe` repeats the run), confusion PNGs, model card. The voice listener's files
+    are written before, by `voice_training.train_voice`; without a `voice` section in `metrics` any stale ones go."""
     from .card import render_card
+    from .voice import LISTENER_FILES
 
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("confusion_matrix*.png"):
-        stale.unlink()
+    stale = list(out.glob("confusion_matrix*.png"))
+    stale += [out / f for f in LISTENER_FILES if "voice" not in metrics and (out / f).exists()]
+    for f in stale:
+        f.unlink()
     (out / "README.md").write_text(render_card(model, metrics, data_args, cfg.augment is not None))
     model.save_pretrained(out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (out / "train_config.json").write_text(json.dumps(resolved_config(cfg, data_args), indent=2))
+    (out / "train_config.json").write_text(
+        json.dumps({**resolved_config(cfg, data_args), **({"args": recipe} if recipe else {})}, indent=2)
+    )
     results = metrics.get("cross_validation") or metrics.get("validation", {})
     for corpus, m in results.items():
         title = f"{corpus}: held-out speakers" + (f" ({m['folds']} folds)" if "folds" in m else "")

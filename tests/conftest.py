@@ -1,15 +1,20 @@
 """Shared fixtures: synthetic speech-like audio written to tmp_path, and a small saved model."""
 
+import json
 import os
+import shutil
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from ser.encoder import EncoderConfig
 from ser.features import FeatureConfig
-from ser.hub import load_model
+from ser.hub import DEFAULT_MODEL, load_model
 from ser.model import ModelConfig, SERModel
+from ser.voice import VoiceHead, save_voice
 
 LABELS = ["neutral", "happy", "sad", "angry"]  # the small test model's (model_dir)
 
@@ -28,6 +33,19 @@ def speech_like(seconds: float = 2.0, sr: int = 16000, f0: float = 140.0, energy
     envelope = np.clip(np.sin(2 * np.pi * syllable_hz * t), 0, None) ** 0.5
     audio = energy * envelope * voiced / 3 + 0.003 * rng.standard_normal(len(t))
     return audio.astype(np.float32)
+
+
+def reference_clips() -> list[np.ndarray]:
+    """Three speech-like clips at 16 kHz for the voice encoder's parity test (tests/fixtures/encoder_reference.npz):
+    a plain one, a quiet one with a 0.6 s pause (raised in loudness, the pause cut), and a low one with vibrato."""
+    pause = 0.001 * np.random.default_rng(3).standard_normal(9600).astype(np.float32)
+    return [
+        speech_like(2.5, f0=140.0, seed=1),
+        np.concatenate(
+            [speech_like(1.5, f0=220.0, energy=0.03, seed=2), pause, speech_like(1.5, f0=200.0, energy=0.03, seed=4)]
+        ),
+        speech_like(3.0, f0=110.0, vibrato=0.05, seed=5, syllable_hz=3.0),
+    ]
 
 
 def write(path, audio: np.ndarray, sr: int = 16000, subtype: str | None = None):
@@ -54,6 +72,24 @@ def model_dir(tmp_path_factory):
         path
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def two_listener_dir(model_dir, tmp_path_factory):
+    """The small test CNN with a voice listener: the shipped encoder and a random head over the CNN's labels."""
+    folder = tmp_path_factory.mktemp("two")
+    for f in Path(model_dir).iterdir():
+        shutil.copy2(f, folder / f.name)
+    shutil.copy2(DEFAULT_MODEL / "encoder.safetensors", folder / "encoder.safetensors")
+    labels = json.loads((folder / "config.json").read_text())["labels"]
+    cfg, rng = EncoderConfig(), np.random.default_rng(0)
+    head = VoiceHead(labels, np.zeros(cfg.dim, np.float32), np.full(cfg.dim, 0.05, np.float32),
+                     rng.standard_normal((len(labels), cfg.dim)).astype(np.float32) * 0.1, np.zeros(len(labels), np.float32))  # fmt: skip
+    adapted = {kind: (VoiceHead(labels, np.zeros(cfg.dim, np.float32), np.ones(cfg.dim, np.float32),
+                                rng.standard_normal((len(labels), cfg.dim)).astype(np.float32), np.zeros(len(labels), np.float32)),
+                      np.full(cfg.dim, 0.05, np.float32)) for kind in ("voice", "batch")}  # fmt: skip
+    save_voice(folder, head, cfg, 0.5, 1.0, {"trained_on": ["test"]}, adapted)
+    return folder
 
 
 @pytest.fixture(scope="module")

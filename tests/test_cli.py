@@ -65,8 +65,9 @@ def test_predict_subprocess_jsonl_one_object_per_file_and_nonzero_exit(inputs, m
     labels = json.loads((model_dir / "config.json").read_text())["labels"]
     for row in rows:
         if Path(row["path"]) in good:
-            assert set(row) == {"path", "label", "probs", "notes"} and row["notes"] == []
+            assert set(row) == {"path", "label", "probs", "listeners", "notes"} and row["notes"] == []
             assert probs_ok(row["probs"], labels) and row["label"] == max(row["probs"], key=row["probs"].get)
+            assert row["listeners"] == {"cnn": row["probs"]}  # a CNN-only model: one listener
         else:
             assert set(row) == {"path", "error"} and row["error"] and "\n" not in row["error"]
     assert "4 of 6 file(s) could not be used" in run.stderr

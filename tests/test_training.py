@@ -94,7 +94,7 @@ def test_training_writes_a_complete_checkpoint_folder(trained, corpus):
     resolved = json.loads((out / "train_config.json").read_text())
     assert resolved["model"]["widths"] == [8, "M", 16, "M"] and resolved["epochs"] == 12 and resolved["lr"] == 5e-3
     assert resolved["augment"]["p_noise"] == 0.5 and resolved["augment"]["speed"] == [0.9, 1.1]
-    assert TrainConfig(**{k: v for k, v in resolved.items() if k != "data"}) == config_from_args(
+    assert TrainConfig(**{k: v for k, v in resolved.items() if k not in ("data", "args")}) == config_from_args(
         train.build_parser().parse_args(["--data", "x", "--out", "y", "--epochs", "12", *SMALL])
     )  # train_config.json holds every setting, and reads back into the same TrainConfig
     assert resolved["data"] == [f"folder={corpus}"]

@@ -6,12 +6,13 @@ Its views are in the registry like every tab's; `build` returns the events that 
 `views.wire` connects to every view once the tabs are built.
 """
 
+import functools
 import json
 
 import gradio as gr
 import matplotlib.pyplot as plt
 
-from ser import classroom, plots
+from ser import card, classroom, plots
 from ser.audio import AUDIO_EXTENSIONS
 from ser.inference import Analysis
 
@@ -20,7 +21,7 @@ from .serving import Result
 from .views import EMOJI, RIGHT, VIEWS, WRONG, Page, View, figure_view, place, probability_chart, render
 
 UNSURE_TOP, UNSURE_MARGIN = 0.40, 0.15  # below this top probability, or margin to the runner-up, we say "unsure"
-CONFIDENT_TOP = 0.70
+CONFIDENT_TOP = card.CONFIDENT_TOP  # "confident" only where the model keeps the promise (card.may_say_confident)
 START = "Record a short sentence (2 to 10 seconds) or upload a clip, then press **Analyse**."
 API = ("verdict", "scores", "notes")  # what /predict returns, in this order: (Markdown, Label value, Markdown)
 
@@ -40,6 +41,12 @@ def verdict(result: Result) -> str:
         else:
             why = f"no emotion stands out (the highest is {p1:.0%})"
         words = f"**The model is unsure**: {why}. Treat this as a guess."
+    elif p1 >= CONFIDENT_TOP and not card.may_say_confident(model_metrics(result.model)):
+        share, n = card.confident_share(model_metrics(result.model))
+        words = (
+            f"The model leans towards **{top}** ({p1:.0%}; next: {second}, {p2:.0%}). It sounds sure, but on voices "
+            f"and languages it never heard, answers this sure were right only {round(10 * share)} times in 10."
+        )
     elif p1 >= CONFIDENT_TOP:
         words = f"The model is **confident** this voice sounds **{top}** ({p1:.0%}; next: {second}, {p2:.0%})."
     else:
@@ -52,6 +59,35 @@ def verdict(result: Result) -> str:
         )
         words += f"\n\nThe actor was asked to sound **{result.intended}**: {right}"
     return f"{head}\n{words}"
+
+
+LISTENER_NAMES = {"cnn": "the spectrogram network", "voice": "the voice listener"}
+
+
+def listeners(result: Result) -> str:
+    """What each listener heard, in plain words, and whether they agree (Markdown; '' for a one-listener answer)."""
+    a = result.analysis
+    if a is None or len(a.listeners) < 2:
+        return ""
+    tops = {k: max(p, key=p.get) for k, p in a.listeners.items()}
+    heard = [f"{LISTENER_NAMES.get(k, k)} heard **{tops[k]}** ({a.listeners[k][tops[k]]:.0%})" for k in a.listeners]
+    if len(set(tops.values())) == 1:
+        return f"Two listeners voted and agree: {' and '.join(heard)}."
+    return (
+        f"Two listeners voted and **disagree**: {'; '.join(heard)}. The answer above weighs both. The spectrogram "
+        "network learnt from English and German actors; the voice listener from many voices in five languages."
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def metrics_at(folder) -> dict:
+    path = folder / "metrics.json" if folder is not None else None
+    return json.loads(path.read_text()) if path is not None and path.is_file() else {}
+
+
+def model_metrics(model) -> dict:
+    """The metrics.json of the model that made an analysis ({} if none)."""
+    return metrics_at(getattr(model, "source_dir", None))
 
 
 def notes(result: Result) -> str:
@@ -85,6 +121,7 @@ def log_mel_component() -> gr.Plot:
 
 
 VIEWS["verdict"] = View(verdict, lambda: gr.Markdown(START, label="Verdict", elem_id="verdict"))
+VIEWS["listeners"] = View(listeners, lambda: gr.Markdown("", label="What each listener heard", elem_id="listeners"))
 VIEWS["notes"] = View(notes, lambda: gr.Markdown("", label="Input quality notes", elem_id="notes"))
 VIEWS["probabilities"] = View(
     probability_chart,

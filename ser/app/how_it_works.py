@@ -7,7 +7,7 @@ from ser import plots, walkthrough
 from ser.inference import Analysis
 
 from .serving import Result
-from .views import VIEWS, Page, View, captioned, figure_view, place, probability_chart
+from .views import VIEWS, Page, View, captioned, drawn, figure_view, place, probability_chart
 
 TITLE = "How it works"
 
@@ -81,9 +81,28 @@ STEP_TEXT = {
         "The last layer's responses are averaged over time and turned into one score per emotion, scaled so that "
         "they add up to 100 %. The highest score is the model's answer; when no score stands out, it is a guess.",
     ),
+    "listeners": (
+        "7. A second listener votes",
+        "Steps 1 to 6 are one listener. A second one hears the same voice another way: a network that first learnt "
+        "to tell thousands of people apart by their voices, then learnt emotions from speakers of five languages. "
+        "The answer in step 6 weighs both listeners' scores. Where their bars differ, they disagree.",
+    ),
 }
+
+
+def listeners_chart(result: Result) -> plt.Figure | None:
+    """Each listener's probabilities side by side (None for a one-listener model or a clip too short for two)."""
+    a = result.analysis
+    if a is None or len(a.listeners) < 2:
+        return None
+    names = {"cnn": "spectrogram network", "voice": "voice listener"}
+    shown = [(names.get(k, k), p) for k, p in a.listeners.items()]
+    return drawn(plots.compare_probabilities, shown, title="What each listener heard")
+
+
 STEP_VIEWS = {"waveform": waveform_chart, "stft": stft_chart, "mel_scale": mel_scale_chart,
-              "decibels": decibel_chart, "layers": layers_chart, "answer": probability_chart}  # fmt: skip
+              "decibels": decibel_chart, "layers": layers_chart, "answer": probability_chart,
+              "listeners": listeners_chart}  # fmt: skip
 VIEWS.update({
     name: View(draw, captioned(*STEP_TEXT[name], "waveform" if name == "waveform" else f"step-{name}"), tab=TITLE,
                picture=True)

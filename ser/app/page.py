@@ -24,6 +24,7 @@ TAB_MODULES = [
     "why",
     "live",
     "act_it_out",
+    "my_voice",
     "about",
 ]
 TABS = [importlib.import_module(f"{__package__}.{name}") for name in TAB_MODULES]

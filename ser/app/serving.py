@@ -26,7 +26,7 @@ from gradio.utils import get_upload_folder
 
 from ser import classroom
 from ser.audio import AudioError
-from ser.inference import Analysis, analyse_file
+from ser.inference import Analysis, adapted, analyse_file
 from ser.model import SERModel
 from ser.timeline import Timeline, analyse_over_time
 
@@ -80,6 +80,8 @@ class RecentResults:
         self.size, self.items, self.shown = size, OrderedDict(), Result()
         self.before: Analysis | None = None  # the last two analyses shown, for comparing two voices; Clear keeps them
         self.now: Analysis | None = None
+        self.voice: list = []  # voice features of the recordings this visitor tuned the app to (my_voice tab)
+        self.reference = None  # the ser.voice.Reference made from them, once there are enough
 
     def show(self, result: Result) -> Result:
         """Put `result` on screen, paired with the analysis shown before it (the same clip again changes nothing)."""
@@ -148,6 +150,13 @@ def analyse_upload(
             if analysed is None:
                 return Result(error=BUSY)
             analysis, over = analysed if over_time else (analysed, None)
+            reference = getattr(recent, "reference", None)  # tuned to this visitor's voice (my_voice tab)
+            if reference is not None and analysis.voice_features is not None:
+                analysis = adapted(model, analysis, reference)
+                analysis.notes.append(
+                    f"Tuned to your voice from {reference.n} recordings: the voice listener compared this one with "
+                    "them. If someone else is speaking, press Forget my voice in the Tune to my voice tab."
+                )
             clip = example_copied(path, keep)  # an example: the emotion its actor meant is known
             intended = classroom.parse_example(clip).emotion if clip else None
             result = Result(analysis, model=model, timeline=over, intended=intended)
