@@ -73,7 +73,7 @@ def log_mel_chart(a: Analysis) -> plt.Figure:
 
 def scores_component() -> gr.Label:
     """Every emotion's probability as bars: Gradio's own, drawn by the browser at the size of the page's text."""
-    with gr.Group(elem_id="probabilities"):  # where the probabilities are shown, whatever draws them
+    with gr.Column(elem_id="probabilities"):  # where the probabilities are shown, whatever draws them
         return gr.Label(label="How likely each emotion is", show_heading=False, elem_id="scores")
 
 

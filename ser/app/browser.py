@@ -50,6 +50,8 @@ CSS = (
 #verdict h2 {font-size: clamp(2rem, 3.2vw, 3.4rem); line-height: 1.15; margin: 0.2em 0}
 .face {display: inline-block; width: 1em; height: 1em; margin-right: 0.25em; vertical-align: -0.14em;
   background: no-repeat center / contain}
+/* Gradio's bars (gr.Label) in the page's font, not a typewriter's */
+.confidence-set {font-family: var(--font)}
 .notice {border-left: 4px solid #f08c00; padding-left: 0.6em}
 /* Pictures are drawn for a phone (ser.plots.WIDTH): they fill the width they are given, up to 1.7 times their
    phone size, never taller than the screen */

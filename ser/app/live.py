@@ -35,7 +35,7 @@ def build(page: Page) -> None:
     gr.Markdown(
         f"Press **Record** and talk: every {LIVE_EVERY:g} s the model judges the last "
         f"{model.feature_config.clip_seconds:g} s, and the bars show the average of its answers over the last "
-        f"{SMOOTH_SECONDS:g} s, so they follow the voice rather than every syllable. The spectrogram rolls along. "
+        f"{SMOOTH_SECONDS:g} s, so they follow the voice rather than every syllable. The picture of the sound rolls along. "
         "Nothing is kept: each piece of sound is deleted once heard.",
         elem_classes="step",
     )
