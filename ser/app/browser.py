@@ -91,13 +91,13 @@ FOLD_EXAMPLES = f"""() => {{
   const toggle = document.querySelector("#examples-fold .label-wrap.open, #examples-fold button[aria-expanded=true]");
   if (toggle) toggle.click();
 }}"""
-# Run after each analysis: bring the verdict into sight if it is not wholly on the screen (on a phone it is below
-# the input; after an example further down the page, above it).
+# Run after each analysis: bring the verdict to the top of the screen unless it is already wholly in its upper half
+# (on a phone it is below the input, and the bars below it; after an example further down the page, above it).
 SHOW_VERDICT = """() => {
   const v = document.querySelector("#verdict");
   if (!v) return;
   const box = v.getBoundingClientRect();
-  if (box.top < 0 || box.bottom > window.innerHeight) v.scrollIntoView({block: "start"});
+  if (box.top < 0 || box.top > window.innerHeight / 2 || box.bottom > window.innerHeight) v.scrollIntoView();
 }"""
 # Browsers run gain control, noise suppression and echo cancellation on microphone audio by default. They reshape
 # the loudness contour and spectrum the model reads (it was trained on unprocessed audio, with its own noise and
