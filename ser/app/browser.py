@@ -64,6 +64,9 @@ CSS = (
   #tabs-column .matplotlib img {max-height: calc(100vh - 330px)}
   #log-mel .matplotlib img {max-height: 34vh}
 }
+/* The segments table in the page's font (narrower than a typewriter's), broken only between words, so that its
+   four columns fit a phone */
+#segments * {font-family: var(--font); word-break: keep-all; overflow-wrap: normal; hyphens: manual}
 /* Never break a word: long table rows scroll sideways instead */
 .prose table {display: block; overflow-x: auto; width: max-content; max-width: 100%; border: none}
 .prose td, .prose th, .prose p, .prose li {word-break: normal; overflow-wrap: normal; hyphens: manual}
