@@ -171,7 +171,7 @@ def compare_log_mels(mels: list[tuple[str, np.ndarray]], cfg: FeatureConfig) -> 
                         extent=(0, mel.shape[1] / cfg.frames_per_second, 0, cfg.n_mels))  # fmt: skip
         mel_ticks(ax, cfg, gap=1.6 * TICK_GAP)  # a shorter axis each
         ax.set(ylabel="pitch (Hz)", xlim=(0, seconds))
-        titled(ax, title)
+        titled(ax, title, width=0.8 * WIDTH)  # within its axes: the colour bar beside them spans both
     ax.set_xlabel("seconds")
     loudness_bar(fig, img, list(np.atleast_1d(axes)), -cfg.top_db, 0)
     return fig
