@@ -212,8 +212,9 @@ def summary(r: dict) -> str:
     return "\n".join([
         f"- The model: {size['file_mb']:.1f} MB, {size['parameters'] / 1e6:.2f} M parameters; a 3 s clip in "
         f"{ms(inf['ours']['median_ms'])} on {m['cpus']} CPU cores, {inf['vgg16']['slower']:.0f}x faster than VGG-16.",
-        f"- `python app.py` serves the page after {app['serve_s']:.1f} s and answers `/predict` in "
-        f"{ms(levels[1]['p50_ms'])} (median) to one client.",
+        f"- `python app.py` serves the page after {app['serve_s']:.1f} s on {m['cpus']} otherwise idle cores (load "
+        f"average {r['load_average_before']:.1f}) and answers `/predict` in {ms(levels[1]['p50_ms'])} (median) to one "
+        "client.",
         f"- Under load: {levels[8]['requests_per_s']:.0f} requests/s to 8 clients, p95 {ms(levels[32]['p95_ms'])} to "
         f"32; {failed} failed of {total:,}.",
         f"- Server memory: {grew:+.0f} MiB over those requests (target <= {TARGET_RSS_GROWTH:g} MiB: "

@@ -37,14 +37,15 @@ SENTENCES = (
 )
 
 Tally = dict[str, tuple[int, int]]  # emotion -> (tries, hits)
-# The corpora as a student would describe them: who speaks, in which language.
+# The corpora as a student would describe them: who speaks and where they come from (the corpora's own names, such
+# as RAVDESS, stay in the technical details).
 CORPUS_WORDS = {
-    "ravdess": "RAVDESS: actors from Canada, in English",
-    "emodb": "EmoDB: actors from Germany, in German",
-    "ased": "ASED: speakers from Ethiopia, in Amharic",
-    "nemo": "nEMO: actors from Poland, in Polish",
-    "emospeech": "Indian EmoSpeech: speakers from India, in English and Hindi",
-    "cremad": "CREMA-D: actors from the USA, in English",
+    "ravdess": ("English actors", "from Canada"),
+    "emodb": ("German actors", "from Germany"),
+    "ased": ("Amharic speakers", "from Ethiopia"),
+    "nemo": ("Polish actors", "from Poland"),
+    "emospeech": ("Indian speakers", "in English and Hindi"),
+    "cremad": ("American actors", "from the USA"),
 }
 CORPUS_LANGUAGE = {"ravdess": "English", "emodb": "German", "ased": "Amharic", "nemo": "Polish", "cremad": "English"}
 NEVER = (
@@ -79,13 +80,12 @@ class Example:
 
     @property
     def label(self) -> str:
-        """What the app's example button says, e.g. "happy — female voice, Polish (nEMO)"; else the file's name."""
+        """What the app's example button says, e.g. "happy — female voice, Polish"; else the file's name."""
         if not (self.emotion and self.actor):
             return self.path.stem
-        where = corpus_name(self.corpus)
         language = CORPUS_LANGUAGE.get(self.corpus)
         who = f"{self.voice} voice" if self.voice else f"speaker {self.actor}"
-        return f"{self.emotion} — {who}, {language + ' ' if language else ''}({where})"
+        return f"{self.emotion} — {who}{', ' + language if language else ''}"
 
 
 def parse_example(path: Path) -> Example:
@@ -195,8 +195,8 @@ def tally_rows(tally: Tally, labels: list[str]) -> list[list]:
 
 
 def corpus_name(corpus: str) -> str:
-    """The name a corpus goes by ("ravdess" -> "RAVDESS"), else its id."""
-    return CORPUS_WORDS[corpus].split(":")[0] if corpus in CORPUS_WORDS else corpus
+    """Who speaks in a corpus, in a student's words ("ravdess" -> "English actors"), else its id."""
+    return CORPUS_WORDS[corpus][0] if corpus in CORPUS_WORDS else corpus
 
 
 def in_tens(rate: float) -> str:
@@ -224,14 +224,17 @@ def how_good(metrics: dict) -> str:
     lines = []
     for corpus, m in cv.items():
         n = len(m["labels"])
+        who, where = CORPUS_WORDS.get(corpus, (corpus, ""))
         lines.append(
-            f"- **{CORPUS_WORDS.get(corpus, corpus)}** ({n} emotions): about **{in_tens(mean_of(m['uar']))}** "
+            f"- **{who}** ({where + ', ' if where else ''}{n} emotions): about **{in_tens(mean_of(m['uar']))}** "
             f"right on actors it never trained on (guessing would get 1 in {n})."
         )
     for corpus, m in unheard.items():
         right = round(m["accuracy"] * m["n"])
-        who = CORPUS_WORDS.get(corpus, corpus)
-        lines.append(f"- The **example clips'** actors ({who}), never heard in training: {right} of {m['n']} right.")
+        lines.append(
+            f"- The **example clips'** actors ({corpus_name(corpus)}), never heard in training: {right} of {m['n']} "
+            "right."
+        )
     if loco:
         uars = [mean_of(m["uar"]) for m in loco.values()]
         low, high = in_tens(min(uars)), in_tens(max(uars))
@@ -253,9 +256,8 @@ def how_good(metrics: dict) -> str:
             f"({share[1]} such answers), {word}."
         )
     people = (
-        f"People find this hard too: crowds who listened to the actors of another collection (CREMA-D) without "
-        f"seeing them named the emotion the actor meant **{round(100 * HUMANS_CREMAD)} times in 100** (Cao et al. "
-        "2014)."
+        "People find this hard too: when crowds listened to other actors without seeing them, they named the emotion "
+        f"the actor meant only **{round(100 * HUMANS_CREMAD)} times in 100** (the study is in the technical details)."
     )
     return "\n".join(["Right answers on voices it has not heard:", *lines]) + "\n\n" + people
 

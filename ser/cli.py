@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import plots
+from . import classroom, plots
 from .audio import AudioError, find_audio
 from .corpora import PARSERS, parse_data_arg
 from .data import load_corpus
@@ -92,9 +92,18 @@ def batch_reference(model, files: list[Path]):
     return model.voice.reference("batch", np.stack(feats))
 
 
+def known_voices(model) -> set[str] | None:
+    """The speakers the model was trained on ("corpus:speaker", or "corpus:*" for every one of a corpus), from the
+    metrics.json and train_config.json in its folder; None when they do not say."""
+    files = {n: model.source_dir / n for n in ("metrics.json", "train_config.json") if model.source_dir}
+    read = {n: json.loads(f.read_text()) if f.is_file() else {} for n, f in files.items()}
+    return classroom.train_speakers(read.get("metrics.json", {}), read.get("train_config.json", {}).get("data"))
+
+
 def cmd_evaluate(args) -> int:
     model = load_model(args.model)
     fc = model.feature_config
+    trained_on = known_voices(model)
     report = {"model": str(args.model or "default"), "protocol": "", "corpora": {}}
     for arg in args.data:
         corpus, root = parse_data_arg(arg)
@@ -116,6 +125,18 @@ def cmd_evaluate(args) -> int:
                 for k, v in logps.items()
                 if k != "fused"
             }
+        known = [s for s in clips.speakers if trained_on and (s in trained_on or f"{corpus}:*" in trained_on)]
+        m["clips_of_training_speakers"] = len(known) if trained_on is not None else None
+        if known or trained_on is None:
+            said = (
+                f"{len(known)} of {len(clips.speakers)} {corpus} clips are of the {len(set(known))} speaker(s) the "
+                "model was trained on"
+                if known
+                else f"the model does not say which speakers it was trained on, so some of these {corpus} clips may "
+                "be of voices it knows"
+            )
+            print(f"warning: {said}: it knows their voices, so the figures below are higher than a new voice would "
+                  "get; test on other speakers with --speakers", file=sys.stderr)  # fmt: skip
         report["corpora"][corpus] = m
         both = "".join(f"; {k} alone {v['uar']:.3f}" for k, v in m.get("listeners", {}).items())
         print(

@@ -52,7 +52,16 @@ def load_model(name: str | os.PathLike | None = None) -> SERModel:
     if hub is None:
         return load_folder(Path(name).expanduser())
     repo_id, revision = hub
-    return load_folder(fetch(repo_id, revision), shown_as=f"'{repo_id}' on the Hugging Face Hub")
+    try:
+        folder = fetch(repo_id, revision)
+    except ModelError as e:
+        if str(name).startswith(("hf://", "http://", "https://")):
+            raise
+        # "runs/mine" reads as a Hub id only because no such folder exists here: say both
+        raise ModelError(
+            f"'{name}' is neither a checkpoint folder in {Path.cwd()} nor a model from the Hugging Face Hub: {e}"
+        ) from None
+    return load_folder(folder, shown_as=f"'{repo_id}' on the Hugging Face Hub")
 
 
 def hub_id(name: str | os.PathLike) -> tuple[str, str | None] | None:

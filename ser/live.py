@@ -4,7 +4,8 @@ A browser streams the recording in chunks (the app asks Gradio for one every hal
 small WAV file, then handed to the app's handler. Gradio runs one handler at a time per stream and keeps only the
 newest chunk that arrived meanwhile, so chunks never queue up on the server: when it falls behind, older chunks
 are skipped. `LiveSession.feed` keeps only the newest SHOW_SECONDS and judges only the newest listening window,
-so the work per chunk is bounded too.
+so the work per chunk is bounded too. `RecentAverage` averages the answers of the last few seconds, which is what
+the page shows: a steady voice then reads as steady.
 
 How far behind real time the answer is: `behind` is the age of the newest sound in the answer when the answer is
 ready, measured from when its chunk reached the server (its file's time). It counts the wait for the handler and
@@ -13,6 +14,7 @@ the analysis; not the half second a chunk takes to record, nor the trips over th
 
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,3 +95,34 @@ class LiveSession:
                 "the microphone stream",
             ) from None
         return self.feed(chunk, rate, arrived=Path(path).stat().st_mtime)
+
+
+# The live bars average the answers of this many seconds of sound: judged one half second at a time, a steady angry
+# voice flickered between two close emotions about 8 times in 12 s; averaged over 4 s it changed once in 24 s, and a
+# real change of voice still shows within a few seconds.
+SMOOTH_SECONDS = 4.0
+# Answers an average needs before it is shown: one alone, judged on the first second or two of a voice, is often a
+# near tie (disgust 40 %, angry 39 %) that the next answer overturns.
+MIN_ANSWERS = 2
+
+
+class RecentAverage:
+    """The mean of a stream's answers over its last `seconds` of sound, so that the class sees the voice change,
+    not every syllable."""
+
+    def __init__(self, seconds: float = SMOOTH_SECONDS):
+        self.seconds = seconds
+        self.judged: deque[tuple[float, dict[str, float]]] = deque()  # (stream time, probabilities), oldest first
+        self.heard_speech = False  # any answer at all since the stream began
+
+    def add(self, probs: dict[str, float] | None, at: float) -> dict[str, float] | None:
+        """Take one answer (None: no speech was judged) given when the stream held `at` seconds of sound; return
+        the mean of the answers of the last `seconds`, or None when fewer than MIN_ANSWERS of them heard speech."""
+        if probs is not None:
+            self.judged.append((at, probs))
+            self.heard_speech = True
+        while self.judged and self.judged[0][0] <= at - self.seconds:
+            self.judged.popleft()
+        if len(self.judged) < MIN_ANSWERS:
+            return None
+        return {k: float(np.mean([p[k] for _, p in self.judged])) for k in self.judged[-1][1]}

@@ -35,11 +35,8 @@ def most_active(maps: torch.Tensor, n: int = MAPS_SHOWN) -> tuple[np.ndarray, li
 
 
 def layer_maps(model: SERModel, analysis: Analysis) -> list[tuple[str, np.ndarray, list[int]]]:
-    """(name, maps (n, F, T), channels) of the first and the last conv block: their most active feature maps for
-    the analysis' log-mel, from the model that made the analysis."""
+    """(name, maps (n, F, T), channels) of the first and the last conv block ("first layer", "last layer"): their
+    most active feature maps for the analysis' log-mel, from the model that made the analysis."""
     blocks = model.block_outputs(torch.from_numpy(analysis.mel))
     first, last = most_active(blocks[0]), most_active(blocks[-1])
-    return [
-        (f"layer 1 of {len(blocks)}\n({len(blocks[0])} filters)", *first),
-        (f"layer {len(blocks)} of {len(blocks)}\n({len(blocks[-1])} filters)", *last),
-    ]
+    return [("first layer", *first), ("last layer", *last)]

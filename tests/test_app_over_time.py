@@ -21,7 +21,7 @@ def test_the_page_analysis_brings_the_timeline_and_its_views(model, tmp_path):
     before = set(plt.get_fignums())
     fig = timeline_chart(result)
     wave, probs = fig.axes[:2]
-    assert probs.get_xlim() == pytest.approx((0, 11.0)) and probs.get_ylabel() == "probability (%)"
+    assert probs.get_xlim() == pytest.approx((0, 11.0)) and probs.get_ylabel() == "how likely (%)"
     assert fig.get_figwidth() <= FIGURE_WIDTH and set(plt.get_fignums()) == before
     assert analyse_upload(model, str(talk_pause_talk(tmp_path, "again.wav"))).timeline is None  # only if asked
     for nothing in (Result(), Result(error="x")):

@@ -74,11 +74,12 @@ def analyse_and_wait(page, calls: list) -> None:
 
 
 def expect_result(page, labels: list[str]) -> str:
-    """Wait for the verdict and all three plots; returns the verdict text."""
+    """Wait for the verdict, the bars and both pictures; returns the verdict text."""
     from playwright.sync_api import expect
 
     expect(page.locator("#verdict")).to_contain_text("%", timeout=TIMEOUT_MS)
-    for plot in ("#probabilities", "#waveform", "#log-mel"):
+    expect(page.locator("#probabilities #scores")).to_contain_text("%", timeout=TIMEOUT_MS)
+    for plot in ("#waveform", "#log-mel"):
         img = page.locator(f"{plot} img")
         expect(img).to_be_visible(timeout=TIMEOUT_MS)
         assert img.evaluate("i => i.complete && i.naturalWidth > 100"), f"{plot} shows no picture"
@@ -108,8 +109,7 @@ def test_upload_and_analyse(playwright, server, calls, tmp_path):
         analyse_and_wait(page, calls)
         assert expect_result(page, labels) == first  # the same upload, the same answer, though it left the disk
 
-        page.get_by_text("Scores as text").click()
-        expect(page.locator("#scores")).to_contain_text(labels[0], timeout=TIMEOUT_MS)
+        expect(page.locator("#scores")).to_contain_text(labels[0], timeout=TIMEOUT_MS)  # in sight, not folded
         assert all(label in page.inner_text("#scores") for label in labels)
         page.get_by_role("tab", name="About the model").click()
         page.get_by_text("For the curious").click()  # the technical details are folded away

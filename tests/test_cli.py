@@ -233,6 +233,25 @@ def test_evaluate_on_named_speakers_only(corpus, model_dir, tmp_path):
     assert "spk2,folder:spk0" in report["protocol"]
 
 
+def test_evaluate_warns_about_the_speakers_the_model_was_trained_on(corpus, model_dir, tmp_path, capsys):
+    """A model scores far higher on voices it trained on: evaluate says so, counts them, and is quiet without them."""
+    folder = tmp_path / "checkpoint"
+    shutil.copytree(model_dir, folder)
+    (folder / "metrics.json").write_text(json.dumps({"training": {"train_speakers": ["folder:spk0", "emodb:03"]}}))
+    args = ["evaluate", "--model", str(folder), "--data", f"folder={corpus}", "--cache-dir", str(tmp_path / "cache")]
+    assert main([*args, "--out", str(tmp_path / "all")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 6 of 18 folder clips are of the 1 speaker(s) the model was trained on" in err
+    assert (
+        json.loads((tmp_path / "all" / "metrics.json").read_text())["corpora"]["folder"]["clips_of_training_speakers"]
+        == 6
+    )
+    assert main([*args, "--speakers", "spk1,spk2"]) == 0
+    assert "warning" not in capsys.readouterr().err  # only voices it never heard: nothing to say
+    assert main(["evaluate", "--model", str(model_dir), *args[3:]]) == 0  # a model that does not say
+    assert "does not say which speakers it was trained on" in capsys.readouterr().err
+
+
 def test_evaluate_with_unknown_speakers_is_a_one_line_error(corpus, model_dir, tmp_path, capsys):
     args = ["evaluate", "--model", str(model_dir), "--data", f"folder={corpus}", "--speakers", "nobody"]
     assert main([*args, "--cache-dir", str(tmp_path / "cache")]) == 2

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import huggingface_hub
 import huggingface_hub.constants
@@ -150,9 +151,14 @@ def test_unreachable_hub_fails_after_one_request(model_dir, tmp_path, monkeypatc
         raise ConnectionError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(HfApi, "model_info", model_info)
-    with pytest.raises(ModelError, match="cannot reach the Hugging Face Hub.*not in the local Hugging Face cache"):
+    with pytest.raises(ModelError, match="cannot reach the Hugging Face Hub.*not in the local Hugging Face cache") as e:
         load_model("someone/ser-model")
     assert calls == ["someone/ser-model"]
+    # a folder the README's commands would have made, run before they made it: both readings are named
+    assert f"'someone/ser-model' is neither a checkpoint folder in {Path.cwd()} nor a model from the" in str(e.value)
+    with pytest.raises(ModelError) as e:
+        load_model("hf://someone/ser-model")  # an address names the Hub only
+    assert "neither" not in str(e.value) and "not in the local Hugging Face cache" in str(e.value)
 
 
 def test_a_cached_hub_model_loads_offline(model_dir, tmp_path, monkeypatch, offline):

@@ -1,19 +1,24 @@
-"""Live mode: a microphone stream fed chunk by chunk, judged on its newest seconds, with its delay measured."""
+"""Live mode: a microphone stream fed chunk by chunk, judged on its newest seconds, with its delay measured, and the
+answers of the last few seconds averaged so that a steady voice reads as steady."""
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import soxr
 import torch
 from conftest import speech_like, write
 
 from ser.audio import AudioError
 from ser.features import FeatureConfig, log_mel_spectrogram
-from ser.live import SHOW_SECONDS, LiveSession
+from ser.hub import load_model
+from ser.live import SHOW_SECONDS, SMOOTH_SECONDS, LiveSession, RecentAverage
 from ser.model import ModelConfig, SERModel
 
+ROOT = Path(__file__).resolve().parents[1]
 MIC = 48000  # what browsers record at
 CHUNK = MIC // 2  # Gradio sends one every 0.5 s
 
@@ -89,3 +94,37 @@ def test_broken_streams_say_why(model, tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"RIFF not audio" * 20)
     with pytest.raises(AudioError, match="cannot read a chunk"):
         LiveSession(model).feed_file(tmp_path / "bad.wav")
+
+
+def test_the_average_covers_the_last_seconds_of_sound():
+    average = RecentAverage(seconds=2.0)
+    assert average.add(None, 0.5) is None and not average.heard_speech  # nothing heard yet
+    assert average.add({"a": 1.0, "b": 0.0}, 1.0) is None and average.heard_speech  # one answer is not shown alone
+    assert average.add({"a": 0.0, "b": 1.0}, 1.5) == pytest.approx({"a": 0.5, "b": 0.5})
+    assert average.add(None, 2.5) == pytest.approx({"a": 0.5, "b": 0.5})  # a pause: the last answers still count
+    assert average.add({"a": 0.0, "b": 1.0}, 3.2) == pytest.approx({"a": 0.0, "b": 1.0})  # 1.0 is 2.2 s old: gone
+    assert average.add(None, 5.5) is None and average.heard_speech  # no speech in the last 2 s
+
+
+def top_changes(tops: list[str | None]) -> list[int]:
+    """For each 10 s (20 answers) of a stream, how often its top emotion changed."""
+    return [sum(a != b for a, b in zip(tops[i : i + 20], tops[i + 1 : i + 21])) for i in range(len(tops) - 20)]
+
+
+def test_a_steady_voice_reads_steady():
+    """A looped angry example (one actor, one sentence, as the class would hear a steady voice) through the shipped
+    model: its answers half a second apart flip between close emotions; their average over SMOOTH_SECONDS changes
+    at most once in any 10 s."""
+    model = load_model(None)
+    clip, rate = sf.read(ROOT / "examples" / "angry_ravdess-20_female.flac", dtype="float32")
+    stream = (soxr.resample(np.tile(clip, 6), rate, MIC) * 32767).astype(np.int16)  # ~25 s, as a browser sends it
+    session, average = LiveSession(model), RecentAverage()
+    raw, shown = [], []
+    for chunk in chunks(stream):
+        probs = session.feed(chunk, MIC).probs
+        smooth = average.add(probs, session.received)
+        raw += [max(probs, key=probs.get)] if probs is not None else []
+        shown += [max(smooth, key=smooth.get)] if smooth is not None else []
+    assert len(shown) >= 40 and average.seconds == SMOOTH_SECONDS
+    assert max(top_changes(raw)) >= 3, raw  # the flicker this is about
+    assert max(top_changes(shown)) <= 1, shown

@@ -35,8 +35,8 @@ def how_good_figure(metrics: dict) -> plt.Figure | None:
     if (best := classroom.best_tested(metrics)) is None:
         return None
     corpus, recall = best
-    title = f"Right answers on new actors ({classroom.corpus_name(corpus)})"
-    return drawn(plots.right_per_emotion, recall, 1 / len(recall), title=title, narrow=False)
+    title = f"Right answers on voices it never trained on ({classroom.corpus_name(corpus)})"
+    return drawn(plots.right_per_emotion, recall, 1 / len(recall), title=title)
 
 
 def confusion_figures(metrics: dict) -> list[plt.Figure]:
@@ -47,7 +47,7 @@ def confusion_figures(metrics: dict) -> list[plt.Figure]:
         else (metrics.get("validation", {}), "validation speakers")
     )
     return [
-        drawn(plots.confusion, np.array(m["confusion"]), m["labels"], title=f"{corpus} ({kind}), %", narrow=False)
+        drawn(plots.confusion, np.array(m["confusion"]), m["labels"], title=f"{corpus} ({kind}), %")
         for corpus, m in source.items()
         if "confusion" in m and "labels" in m
     ]
@@ -70,6 +70,8 @@ def about_markdown(model: SERModel, source: str | None, files: dict[str, Path]) 
         card.results_markdown(metrics, level=4)
         if metrics
         else "This checkpoint has no metrics.json, so its accuracy is unknown: treat its answers as untested.",
+        f"People, for scale: crowd raters named the emotion a CREMA-D actor intended {card.HUMANS_CREMAD:.1%} of "
+        "the time from the voice alone (Cao et al. 2014).",
         "### Limitations",
         card.limitations(),
     ]

@@ -6,18 +6,17 @@ guesses the model's answer before it is shown. Each recording takes the one anal
 from typing import Any
 
 import gradio as gr
-import matplotlib.pyplot as plt
 
-from ser import classroom, plots
+from ser import classroom
 
 from . import serving
-from .views import EMOJI, FIGURES, RIGHT, WRONG, Page, drawn
+from .views import RIGHT, WRONG, Page, icon
 
 TITLE = "Act it out"
 
 
 def emotion_words(emotion: str) -> str:
-    return f"{EMOJI.get(emotion, '')} {emotion}".strip()
+    return f"{icon(emotion)}{emotion}"
 
 
 def task_markdown(game: classroom.Game) -> str:
@@ -33,7 +32,7 @@ def outcome_markdown(game: classroom.Game, guess: str | None = None) -> str:
         return "Record the sentence (press the microphone button, then Record), and the model will say what it heard."
     if not game.revealed:
         return (
-            "## 🤫 Recorded!\nClass: what will the model say? Choose your guess below, then press **Show what the "
+            "## Recorded!\nClass: what will the model say? Choose your guess below, then press **Show what the "
             "model heard**."
         )
     probs, asked = game.heard, game.round.emotion
@@ -57,11 +56,11 @@ def tally_markdown(game: classroom.Game) -> str:
     return "**Class tally**\n\n| emotion asked | tries | heard right |\n|---|---|---|\n" + "\n".join(lines)
 
 
-def game_chart(game: classroom.Game) -> plt.Figure | None:
-    """The bar chart of the last try, once revealed."""
+def game_chart(game: classroom.Game) -> dict[str, float] | None:
+    """The last try's probabilities as bars (a `gr.Label`), once revealed."""
     if game.heard is None or not game.revealed:
         return None
-    return drawn(plots.probabilities, game.heard, title="What the model heard")
+    return dict(game.heard)
 
 
 def components(labels: list[str]) -> dict[str, Any]:
@@ -85,7 +84,7 @@ def components(labels: list[str]) -> dict[str, Any]:
     g["reveal"] = gr.Button("Show what the model heard", variant="primary", visible=False, elem_id="game-reveal")
     with gr.Row(equal_height=False):  # the answer beside the tally on a projector, above it on a phone
         with gr.Column(scale=3, min_width=320):
-            g["chart"] = gr.Plot(label="What the model heard", show_label=False, elem_id="game-chart")
+            g["chart"] = gr.Label(label="What the model heard", show_heading=False, elem_id="game-chart")
         with gr.Column(scale=2, min_width=280):
             g["tally"] = gr.Markdown("", elem_id="game-tally")
             g["reset"] = gr.Button("Start a new class tally", size="sm", elem_id="game-reset")
@@ -100,7 +99,7 @@ def build(page: Page) -> None:
         hidden = not game.revealed
         return (game, task_markdown(game), outcome_markdown(game, guess), tally_markdown(game),
                 gr.update(visible=hidden, value=None) if hidden else gr.update(visible=False),
-                gr.update(visible=hidden))  # fmt: skip
+                gr.update(visible=hidden), game_chart(game))  # fmt: skip
 
     def started(game: classroom.Game | None) -> classroom.Game:
         return game or classroom.Game(list(model.labels)).next_round()
@@ -121,16 +120,11 @@ def build(page: Page) -> None:
         game.tally = {}
         return shown(game)
 
-    def on_chart(game):
-        return game_chart(game) if game else None
-
-    outputs = [g[n] for n in ("state", "task", "outcome", "tally", "guess", "reveal")]
-    chart = dict(fn=on_chart, inputs=[g["state"]], outputs=[g["chart"]], api_visibility="private",
-                 show_progress="hidden", **FIGURES)  # fmt: skip
+    outputs = [g[n] for n in ("state", "task", "outcome", "tally", "guess", "reveal", "chart")]
     private = dict(api_visibility="private", outputs=outputs)
     page.demo.load(on_next, inputs=[g["state"]], queue=False, **private)
-    g["next"].click(on_next, inputs=[g["state"]], **private).then(lambda: None, outputs=[g["audio"]]).then(**chart)
+    g["next"].click(on_next, inputs=[g["state"]], **private).then(lambda: None, outputs=[g["audio"]])
     for event in (g["audio"].stop_recording, g["audio"].upload):
-        event(on_try, inputs=[g["audio"], g["state"], g["hard"]], concurrency_id="analysis", **private).then(**chart)
-    g["reveal"].click(on_reveal, inputs=[g["state"], g["guess"]], **private).then(**chart)
+        event(on_try, inputs=[g["audio"], g["state"], g["hard"]], concurrency_id="analysis", **private)
+    g["reveal"].click(on_reveal, inputs=[g["state"], g["guess"]], **private)
     g["reset"].click(on_reset, inputs=[g["state"]], **private)

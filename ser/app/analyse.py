@@ -1,6 +1,6 @@
 """The analyse room, at the top of the page: the input (microphone or upload, the Analyse button, the example clips)
-and the answer beside it (the verdict in words, notes on the input, the probabilities and the log-mel spectrogram),
-and `/predict`, the same answer for API clients.
+and the answer beside it (the verdict in words, notes on the input, the probabilities as bars and the picture the
+model reads), and `/predict`, the same answer for API clients.
 
 Its views are in the registry like every tab's; `build` returns the events that analyse the input, which
 `views.wire` connects to every view once the tabs are built.
@@ -18,12 +18,25 @@ from ser.inference import Analysis
 
 from . import serving
 from .serving import Result
-from .views import EMOJI, RIGHT, VIEWS, WRONG, Page, View, figure_view, place, probability_chart, render
+from .views import RIGHT, VIEWS, WRONG, Page, View, figure_view, icon, place, probability_values, render
 
-UNSURE_TOP, UNSURE_MARGIN = 0.40, 0.15  # below this top probability, or margin to the runner-up, we say "unsure"
-CONFIDENT_TOP = card.CONFIDENT_TOP  # "confident" only where the model keeps the promise (card.may_say_confident)
+# The confidence words, decided in one place (`confidence`): below this top probability, or this margin to the
+# runner-up, "unsure"; from CONFIDENT_TOP on, "confident"; between, "fairly sure".
+UNSURE_TOP, UNSURE_MARGIN = 0.40, 0.15
+CONFIDENT_TOP = card.CONFIDENT_TOP  # and only where the model keeps the promise (card.may_say_confident)
 START = "Record a short sentence (2 to 10 seconds) or upload a clip, then press **Analyse**."
 API = ("verdict", "scores", "notes")  # what /predict returns, in this order: (Markdown, Label value, Markdown)
+
+
+def confidence(p1: float, p2: float, may_say_confident: bool = True) -> str:
+    """ "unsure", "fairly sure", "confident" or "leaning" (as sure as "confident", from a model whose answers that
+    sure were not right 7 times in 10 on voices it never heard), from the top probability `p1` and the
+    runner-up's `p2`."""
+    if p1 < UNSURE_TOP or p1 - p2 < UNSURE_MARGIN:
+        return "unsure"
+    if p1 >= CONFIDENT_TOP:
+        return "confident" if may_say_confident else "leaning"
+    return "fairly sure"
 
 
 def verdict(result: Result) -> str:
@@ -34,23 +47,22 @@ def verdict(result: Result) -> str:
         return START
     probs = sorted(result.analysis.probs.items(), key=lambda kv: kv[1], reverse=True)
     (top, p1), (second, p2) = probs[0], probs[1] if len(probs) > 1 else ("", 0.0)
-    head = f"## {EMOJI[top] + ' ' if top in EMOJI else ''}{top.capitalize()}: {p1:.0%}"
-    if p1 < UNSURE_TOP or p1 - p2 < UNSURE_MARGIN:
+    head = f"## {icon(top)}{top.capitalize()}: {p1:.0%}"
+    metrics = model_metrics(result.model)
+    if (sure := confidence(p1, p2, card.may_say_confident(metrics))) == "unsure":
         if p1 - p2 < UNSURE_MARGIN:
             why = f"**{top}** ({p1:.0%}) and **{second}** ({p2:.0%}) are close"
         else:
             why = f"no emotion stands out (the highest is {p1:.0%})"
         words = f"**The model is unsure**: {why}. Treat this as a guess."
-    elif p1 >= CONFIDENT_TOP and not card.may_say_confident(model_metrics(result.model)):
-        share, n = card.confident_share(model_metrics(result.model))
+    elif sure == "leaning":
+        share, _ = card.confident_share(metrics)
         words = (
             f"The model leans towards **{top}** ({p1:.0%}; next: {second}, {p2:.0%}). It sounds sure, but on voices "
             f"and languages it never heard, answers this sure were right only {round(10 * share)} times in 10."
         )
-    elif p1 >= CONFIDENT_TOP:
-        words = f"The model is **confident** this voice sounds **{top}** ({p1:.0%}; next: {second}, {p2:.0%})."
     else:
-        words = f"The model is **fairly sure** this voice sounds **{top}** ({p1:.0%}; next: {second}, {p2:.0%})."
+        words = f"The model is **{sure}** this voice sounds **{top}** ({p1:.0%}; next: {second}, {p2:.0%})."
     if result.intended:
         right = (
             f"{RIGHT} the model got it right."
@@ -95,26 +107,22 @@ def notes(result: Result) -> str:
     return "\n".join(f"- ⚠️ {n}" for n in result.analysis.notes) if result.analysis else ""
 
 
-def scores(result: Result) -> dict[str, float] | None:
-    """All class probabilities, the value of the `gr.Label` output."""
-    return dict(result.analysis.probs) if result.analysis else None
-
-
 @figure_view
 def log_mel_chart(a: Analysis) -> plt.Figure:
     return plots.log_mel(a.mel, a.features)
 
 
 def scores_component() -> gr.Label:
-    with gr.Accordion("Scores as text", open=False):
-        return gr.Label(label="Emotion scores", show_heading=False, elem_id="scores")
+    """Every emotion's probability as bars: Gradio's own, drawn by the browser at the size of the page's text."""
+    with gr.Column(elem_id="probabilities"):  # where the probabilities are shown, whatever draws them
+        return gr.Label(label="How likely each emotion is", show_heading=False, elem_id="scores")
 
 
 def log_mel_component() -> gr.Plot:
-    plot = gr.Plot(label="Log-mel spectrogram", elem_id="log-mel", show_label=False)
+    plot = gr.Plot(label="The sound as the model sees it", elem_id="log-mel", show_label=False)
     gr.Markdown(
         "What the model reads: time runs left to right, low to high pitch goes bottom to top, and brighter means "
-        "louder. **How it works** (below) shows how it is made, step by step.",
+        "louder. **How it works** shows how it is made, step by step.",
         elem_classes="caption",
     )
     return plot
@@ -123,13 +131,8 @@ def log_mel_component() -> gr.Plot:
 VIEWS["verdict"] = View(verdict, lambda: gr.Markdown(START, label="Verdict", elem_id="verdict"))
 VIEWS["listeners"] = View(listeners, lambda: gr.Markdown("", label="What each listener heard", elem_id="listeners"))
 VIEWS["notes"] = View(notes, lambda: gr.Markdown("", label="Input quality notes", elem_id="notes"))
-VIEWS["probabilities"] = View(
-    probability_chart,
-    lambda: gr.Plot(label="Emotion probabilities", elem_id="probabilities", show_label=False),
-    picture=True,
-)
+VIEWS["scores"] = View(probability_values, scores_component)
 VIEWS["log_mel"] = View(log_mel_chart, log_mel_component, picture=True)
-VIEWS["scores"] = View(scores, scores_component)
 
 
 def example_clips(page: Page) -> gr.helpers.Examples | None:
@@ -149,15 +152,16 @@ def example_clips(page: Page) -> gr.helpers.Examples | None:
         return None
     order = {e: i for i, e in enumerate(model.labels)}
     offered.sort(key=lambda e: (order.get(e.emotion, len(order)), e.path.name))
-    examples = gr.Examples(
-        [[str(e.path)] for e in offered],
-        inputs=[page.audio],
-        cache_examples=False,  # Spaces would cache them; the views need a fresh run
-        label="Examples: click one. Each says the emotion the actor was asked to show: does the model hear it?",
-        example_labels=[e.label for e in offered],
-        examples_per_page=len(offered),
-        elem_id="examples",
-    )
+    with gr.Accordion(f"Example clips ({len(offered)})", open=True, elem_id="examples-fold"):
+        examples = gr.Examples(
+            [[str(e.path)] for e in offered],
+            inputs=[page.audio],
+            cache_examples=False,  # Spaces would cache them; the views need a fresh run
+            label="Click one. Each says the emotion the actor was asked to show: does the model hear it?",
+            example_labels=[e.label for e in offered],
+            examples_per_page=len(offered),
+            elem_id="examples",
+        )
     if trained_on is None:
         gr.Markdown(
             "⚠️ This model does not say which voices it learned from, so it may have heard these actors before. "
@@ -169,16 +173,16 @@ def example_clips(page: Page) -> gr.helpers.Examples | None:
 
 
 def build(page: Page) -> list:
-    """The input and the answer beside it, and `/predict`; returns the events that analyse the input."""
-    with gr.Row(equal_height=False):
-        with gr.Column(min_width=320):
-            page.audio = gr.Audio(
-                sources=["microphone", "upload"], type="filepath", label="Your voice", elem_id="audio-input"
-            )
-            button = gr.Button("Analyse", variant="primary", size="lg", elem_id="analyse")
-            examples = example_clips(page)
-        with gr.Column(min_width=320):
-            place(page, None)
+    """The input and the answer beside it, as two columns of the row the page puts them in, and `/predict`; returns
+    the events that analyse the input."""
+    with gr.Column(scale=2, min_width=320, elem_id="input-column"):
+        page.audio = gr.Audio(
+            sources=["microphone", "upload"], type="filepath", label="Your voice", elem_id="audio-input"
+        )
+        button = gr.Button("Analyse", variant="primary", size="lg", elem_id="analyse")
+        examples = example_clips(page)
+    with gr.Column(scale=2, min_width=320, elem_id="answer-column"):
+        place(page, None)
 
     def on_predict(path):
         return render(serving.analyse_upload(page.model, path, keep=page.clips, wait=serving.BUSY_SECONDS), API)

@@ -1,34 +1,33 @@
 """The "How it works" tab: the steps from sound to answer on the visitor's own recording, each one picture drawn from
 what the model's own functions computed (`ser.walkthrough`), in words a 14-year-old can follow."""
 
+import gradio as gr
 import matplotlib.pyplot as plt
 
 from ser import plots, walkthrough
 from ser.inference import Analysis
 
 from .serving import Result
-from .views import VIEWS, Page, View, captioned, drawn, figure_view, place, probability_chart
+from .views import VIEWS, Page, View, captioned, drawn, figure_view, place, probability_values
 
 TITLE = "How it works"
 
 
 @figure_view
 def waveform_chart(a: Analysis) -> plt.Figure:
-    cut = f" (first {a.features.max_seconds:g} s)" if a.truncated else ""
-    return plots.waveform(a.audio, a.features.sample_rate, title=f"Waveform of the analysed sound{cut}")
+    cut = f" (its first {a.features.max_seconds:g} s)" if a.truncated else ""
+    return plots.waveform(a.audio, a.features.sample_rate, title=f"The sound wave{cut}")
 
 
 @figure_view
 def stft_chart(a: Analysis) -> plt.Figure:
-    slices = (
-        f"{1000 * a.features.n_fft / a.features.sample_rate:g} ms slices, {a.features.frames_per_second:g} a second"
-    )
-    return plots.spectrogram(walkthrough.power_spectrogram(a), a.features, title=f"Frequencies over time ({slices})")
+    slices = f"{a.features.frames_per_second:g} slices a second"
+    return plots.spectrogram(walkthrough.power_spectrogram(a), a.features, title=f"Pitches over time ({slices})")
 
 
 @figure_view
 def mel_scale_chart(a: Analysis) -> plt.Figure:
-    return plots.mel_power(walkthrough.mel_power(a), a.features, title=f"{a.features.n_mels} mel bands")
+    return plots.mel_power(walkthrough.mel_power(a), a.features, title=f"{a.features.n_mels} pitch bands")
 
 
 @figure_view
@@ -41,7 +40,7 @@ def layers_chart(result: Result) -> plt.Figure | None:
     if result.analysis is None or result.model is None:
         return None
     maps = walkthrough.layer_maps(result.model, result.analysis)
-    return figure_view(lambda a: plots.feature_maps(maps, title="Where each filter lights up"))(result)
+    return figure_view(lambda a: plots.feature_maps(maps, title="Where filters light up"))(result)
 
 
 STEP_TEXT = {
@@ -51,30 +50,31 @@ STEP_TEXT = {
         "wobbles; silence is a flat line. The silence at the start and end is cut off first.",
     ),
     "stft": (
-        "2. Frequencies over time",
-        "The sound is cut into short slices, and for each slice the computer measures how much of every pitch, "
-        "from low to high, it holds (a *short-time Fourier transform*). A voice makes stripes: the lowest is the "
-        "pitch you speak at, the ones above are its overtones. Most of the picture looks dark, because a few loud "
+        "2. Pitches over time",
+        "The sound is cut into short slices, and for each slice the computer measures how much of every pitch, from "
+        "low to high, it holds. Pitch is counted in hertz (Hz): how many times a second the air wobbles. A voice "
+        "makes stripes: the lowest is the pitch you speak at, the ones above are its overtones. Most of the picture "
+        "looks dark, because a few loud "
         "moments outshine everything else.",
     ),
     "mel_scale": (
-        "3. The mel scale: pitch as we hear it",
-        "We hear the step from 100 to 200 Hz as big as the step from 1,000 to 2,000 Hz. So the pitches are grouped "
-        "into bands that are narrow for low pitches and wide for high ones (the *mel scale*). The low part, where "
-        "voices carry most, now gets more room.",
+        "3. Pitch as we hear it",
+        "We hear the step from 100 to 200 Hz as big as the step from 1,000 to 2,000 Hz. So the pitches are "
+        "grouped into bands that are narrow for low pitches and wide for high ones (scientists call this the *mel "
+        "scale*). The low part, where voices carry most, now gets more room.",
     ),
     "decibels": (
         "4. Loudness as we hear it: decibels",
-        "A sound ten times as strong only sounds a bit louder to us. Measuring loudness in *decibels* (dB, a "
-        "logarithm) shows quiet details next to loud ones, as our ears do. This picture is exactly what the model "
-        "reads.",
+        "A sound ten times as strong only sounds a bit louder to us. Measuring loudness in *decibels* (dB) "
+        "counts each tenfold step in strength as the same step up, as our ears do, so quiet details show next to "
+        "loud ones. This picture is exactly what the model reads.",
     ),
     "layers": (
         "5. What the network's layers respond to",
         "The network slides small filters over the picture, layer after layer. Each filter lights up (yellow) "
         "where it finds its pattern. The first layer's filters react to small details; each layer halves the "
-        "picture, so the last layer's filters react to bigger patterns, like a rising pitch or a loud burst. Shown: "
-        "the four filters of each layer that lit up most for this voice.",
+        "picture, so the last layer's filters react to bigger patterns, like a rising pitch or a loud burst. "
+        "Shown: the four filters of the first and of the last layer that lit up most for this voice.",
     ),
     "answer": (
         "6. The answer",
@@ -101,11 +101,11 @@ def listeners_chart(result: Result) -> plt.Figure | None:
 
 
 STEP_VIEWS = {"waveform": waveform_chart, "stft": stft_chart, "mel_scale": mel_scale_chart,
-              "decibels": decibel_chart, "layers": layers_chart, "answer": probability_chart,
+              "decibels": decibel_chart, "layers": layers_chart, "answer": probability_values,
               "listeners": listeners_chart}  # fmt: skip
 VIEWS.update({
-    name: View(draw, captioned(*STEP_TEXT[name], "waveform" if name == "waveform" else f"step-{name}"), tab=TITLE,
-               picture=True)
+    name: View(draw, captioned(*STEP_TEXT[name], "waveform" if name == "waveform" else f"step-{name}",
+                               make=gr.Label if name == "answer" else gr.Plot), tab=TITLE, picture=name != "answer")
     for name, draw in STEP_VIEWS.items()
 })  # fmt: skip
 

@@ -1,12 +1,12 @@
-"""The "Live" tab: a streaming microphone, judged about twice a second (`ser.live`): the bars of the last few
-seconds, a rolling spectrogram, and how far behind real time the answer is. Its own input and its own slots: a
+"""The "Live" tab: a streaming microphone, judged about twice a second (`ser.live`): the bars, averaged over the
+last few seconds (`ser.live.RecentAverage`), a rolling spectrogram, and how far behind real time the answer is. Its own input and its own slots: a
 stream holds one while it runs, apart from the analyses'."""
 
 import gradio as gr
 
 from ser import plots
 from ser.audio import AudioError
-from ser.live import SHOW_SECONDS, LiveFrame, LiveSession
+from ser.live import SHOW_SECONDS, SMOOTH_SECONDS, LiveFrame, LiveSession, RecentAverage
 
 from .serving import discard_upload
 from .views import Page
@@ -17,39 +17,48 @@ LIVE_STREAMS = 8  # live microphones at once: each holds its slot while it strea
 LIVE_LIMIT = 300  # seconds a live stream may run before it stops, so that no visitor keeps a slot for good
 
 
-def live_delay(frame: LiveFrame) -> str:
+def live_delay(frame: LiveFrame, average: RecentAverage, shown: dict | None) -> str:
+    """How far behind real time the answer is, and why there are no bars when there are none."""
     words = f"{frame.behind:.1f} s behind real time"
-    return words if frame.probs else f"{words} · no speech in the last {frame.listened:.0f} s"
+    if shown is not None:
+        return words
+    if not average.heard_speech:
+        return f"{words} · listening for a voice"
+    return f"{words} · no speech in the last {average.seconds:g} s"
 
 
 def build(page: Page) -> None:
     """The tab's components; each chunk of the stream updates the bars, the spectrogram and the delay, and a new
     recording starts afresh."""
-    state = gr.State(None)  # this visitor's ser.live.LiveSession, for one stream
+    state = gr.State(None)  # this visitor's (ser.live.LiveSession, RecentAverage), for one stream
+    model = page.model
     gr.Markdown(
-        f"Press **Record** and talk: every {LIVE_EVERY:g} s the model judges the last few seconds, and the "
-        "spectrogram rolls along. Nothing is kept: each piece of sound is deleted once heard.",
+        f"Press **Record** and talk: every {LIVE_EVERY:g} s the model judges the last "
+        f"{model.feature_config.clip_seconds:g} s, and the bars show the average of its answers over the last "
+        f"{SMOOTH_SECONDS:g} s, so they follow the voice rather than every syllable. The picture of the sound rolls along. "
+        "Nothing is kept: each piece of sound is deleted once heard.",
         elem_classes="step",
     )
     audio = gr.Audio(sources=["microphone"], streaming=True, type="filepath", label="Live microphone",
                      elem_id="live-audio")  # fmt: skip
     delay = gr.Markdown("", elem_id="live-delay")
-    bars = gr.Label(label="Emotion in the last few seconds", elem_id="live-bars")
+    bars = gr.Label(label=f"Emotion over the last {SMOOTH_SECONDS:g} s (average)", elem_id="live-bars")
     spectrogram = gr.Image(label=f"The last {SHOW_SECONDS:g} s, as the model reads it (low pitch at the bottom)",
                            interactive=False, elem_id="live-spectrogram")  # fmt: skip
-    model = page.model
 
-    def on_chunk(path, session):
+    def on_chunk(path, stream):
         if not path:
-            return session, gr.skip(), gr.skip(), gr.skip()
-        session = session or LiveSession(model)
+            return stream, gr.skip(), gr.skip(), gr.skip()
+        session, average = stream or (LiveSession(model), RecentAverage())
         try:
             frame = session.feed_file(path)
         except AudioError as e:
-            return session, None, None, f"⚠️ {e.plain}"
+            return (session, average), None, None, f"⚠️ {e.plain}"
         finally:
             discard_upload(path)
-        return session, frame.probs, plots.mel_image(frame.mel, model.feature_config), live_delay(frame)
+        shown = average.add(frame.probs, session.received)
+        mel = plots.mel_image(frame.mel, model.feature_config)
+        return (session, average), shown, mel, live_delay(frame, average, shown)
 
     audio.start_recording(lambda: None, outputs=[state], api_visibility="private", queue=False)
     audio.stream(on_chunk, inputs=[audio, state], outputs=[state, bars, spectrogram, delay], stream_every=LIVE_EVERY,

@@ -36,7 +36,8 @@ VIEWS["timeline"] = View(
         "The whole recording, emotion by emotion",
         "The model hears a few seconds at a time, so it listens again every half second along the recording "
         f"(up to {TIMELINE_SECONDS // 60} minutes). Each colour is one emotion's share; grey stretches hold no "
-        "speech and are not judged.",
+        "speech and are not judged. The answer at the top of the page judges the whole recording at once, so it "
+        "can be surer, or even different: a few seconds say less than the whole.",
         "timeline",
     ),
     tab=TITLE,
@@ -51,6 +52,7 @@ VIEWS["segments"] = View(
         interactive=False,
         elem_id="segments",
         max_height=400,
+        wrap=True,  # on a phone, a long header takes two lines rather than being cut
     ),  # fmt: skip
     tab=TITLE,
 )

@@ -14,7 +14,7 @@ import gradio as gr
 from ser.model import SERModel
 
 from . import analyse, serving, views
-from .browser import CSS, MIC_HELP, RAW_MIC, THEME
+from .browser import CSS, FOLD_EXAMPLES, MIC_HELP, RAW_MIC, THEME
 
 # The tabs in the page's order, each a module of ser/app/; their pictures are drawn in this order too.
 TAB_MODULES = [
@@ -29,6 +29,9 @@ TAB_MODULES = [
 ]
 TABS = [importlib.import_module(f"{__package__}.{name}") for name in TAB_MODULES]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# The tabs' least width: beside the input and the answer (320 px each) from about 1,400 px of screen, below them on a
+# 1280 px laptop, where the tabs' pictures get the whole width.
+TABS_WIDTH = 680
 
 
 def build_demo(
@@ -47,12 +50,18 @@ def build_demo(
             gr.Markdown(f"⚠️ **Model notice:** {notice}", elem_classes="notice", elem_id="notice")
         recent = gr.State(None, time_to_live=serving.SESSION_SECONDS)  # this visitor's serving.RecentResults
         page = views.Page(model, demo, source=source, examples=examples, recent=recent)
-        triggers = analyse.build(page)
-        with gr.Tabs(overflow_behavior="wrap"):  # on a phone, every tab stays in sight (no "..." menu)
-            for tab in TABS:
-                with gr.Tab(tab.TITLE, id=tab.__name__.rsplit(".", 1)[-1]):  # its module's name
-                    tab.build(page)
+        # One row: the input, the answer, the tabs. Each column keeps its least width, so a projector shows all three
+        # side by side (the active tab's result on the first screen), a laptop puts the tabs below the answer, and a
+        # phone stacks them.
+        with gr.Row(equal_height=False, elem_id="lesson"):
+            triggers = analyse.build(page)
+            with gr.Column(scale=4, min_width=TABS_WIDTH, elem_id="tabs-column"):
+                with gr.Tabs(overflow_behavior="wrap"):  # on a phone, every tab stays in sight (no "..." menu)
+                    for tab in TABS:
+                        with gr.Tab(tab.TITLE, id=tab.__name__.rsplit(".", 1)[-1]):  # its module's name
+                            tab.build(page)
         views.wire(page, triggers)
+        demo.load(None, js=FOLD_EXAMPLES)
     return demo
 
 

@@ -53,6 +53,7 @@ TIMELINE_SECONDS = 600  # the timeline follows 10 minutes at most: about 15 s on
 SESSION_SECONDS = 600  # a visitor's recent results stay this long after their last analysis (API calls keep none)
 RECENT = 2  # results kept per visitor: enough to answer Analyse pressed again on an upload already deleted
 GONE = "Recordings are deleted as soon as they are analysed, so this one is gone: record or upload it again."
+RECORDING = "audio.wav"  # the name Gradio's page gives every microphone recording it uploads
 NO_AUDIO = "No audio yet: record with the microphone or upload a file, then press **Analyse**."
 
 
@@ -67,6 +68,10 @@ class Result:
     timeline: Timeline | None = None  # the whole recording over time, when the page asked for it
     why: str | None = None  # the emotion the "Why this emotion?" view explains; None: the most probable one
     intended: str | None = None  # the emotion the actor meant, when the input is one of the example clips
+    name: str | None = None  # the input as the visitor knows it: an example's label, a file's name, "your recording"
+    at: float | None = None  # when it was analysed (time.time())
+    previous_name: str | None = None  # `previous`'s name and time, so that Compare can say which recording it was
+    previous_at: float | None = None
 
 
 class RecentResults:
@@ -80,6 +85,7 @@ class RecentResults:
         self.size, self.items, self.shown = size, OrderedDict(), Result()
         self.before: Analysis | None = None  # the last two analyses shown, for comparing two voices; Clear keeps them
         self.now: Analysis | None = None
+        self.named: tuple[Result | None, Result | None] = (None, None)  # the Results that brought them (names, times)
         self.voice: list = []  # voice features of the recordings this visitor tuned the app to (my_voice tab)
         self.reference = None  # the ser.voice.Reference made from them, once there are enough
 
@@ -87,8 +93,11 @@ class RecentResults:
         """Put `result` on screen, paired with the analysis shown before it (the same clip again changes nothing)."""
         if result.analysis is not None and result.analysis is not self.now:
             self.before, self.now = self.now, result.analysis
+            self.named = (self.named[1], result)
         if result.analysis is not None:
-            result = replace(result, previous=self.before)
+            before = self.named[0] if self.before is not None else None
+            result = replace(result, previous=self.before, previous_name=before and before.name,
+                             previous_at=before and before.at)  # fmt: skip
         self.shown = result
         return result
 
@@ -107,6 +116,14 @@ def example_copied(path: str, keep: Collection[Path]) -> Path | None:
     """The example clip in `keep` that `path` is Gradio's copy of (the same name and the same bytes), else None."""
     p = Path(path)
     return next((k for k in keep if p.name == k.name and p.is_file() and filecmp.cmp(p, k, shallow=False)), None)
+
+
+def input_name(path: str, clip: Path | None = None) -> str:
+    """The input as the visitor knows it: the example's label, "your recording" (the browser names every recording
+    audio.wav), or the uploaded file's name."""
+    if clip is not None:
+        return classroom.parse_example(clip).label
+    return "your recording" if Path(path).name == RECORDING else Path(path).name
 
 
 def discard_upload(path: str, keep: Collection[Path] = ()) -> None:
@@ -159,7 +176,8 @@ def analyse_upload(
                 )
             clip = example_copied(path, keep)  # an example: the emotion its actor meant is known
             intended = classroom.parse_example(clip).emotion if clip else None
-            result = Result(analysis, model=model, timeline=over, intended=intended)
+            result = Result(analysis, model=model, timeline=over, intended=intended, name=input_name(path, clip),
+                            at=time.time())  # fmt: skip
         except AudioError as e:
             if recent is not None and (cached := recent.get(path)) is not None:  # analysed and deleted meanwhile
                 return cached

@@ -36,25 +36,28 @@ from ser.inference import Analysis, analyse
 from ser.model import SERModel
 
 from . import serving
+from .browser import SHOW_VERDICT
 from .serving import Result
 
 PYPLOT = threading.Lock()  # pyplot's figure registry is not thread-safe (the warm-up may overlap a first request)
 # The events that draw: one at a time, as pyplot is not thread-safe and Gradio renders the figures after we return.
 FIGURES = dict(concurrency_id="figures", concurrency_limit=1)
-FIGURE_WIDTH = 6.4  # inches; see `drawn`
+FIGURE_WIDTH = plots.WIDTH  # inches: every picture is drawn for a phone's width (see ser.plots)
+# Pictures are saved at this resolution: a projector shows them up to 1.7 times larger than a phone, still sharp.
+DPI = 150
 # Right and wrong marks from the fonts every system has (DejaVu, Liberation, Segoe, San Francisco): the emoji
 # ✅ and ❌ need a colour-emoji font, which a classroom's Linux machine may lack (they show as empty boxes).
 RIGHT, WRONG = "✓", "✗"
-EMOJI = {
-    "neutral": "😐",
-    "calm": "😌",
-    "happy": "😄",
-    "sad": "😢",
-    "angry": "😠",
-    "fearful": "😨",
-    "disgust": "🤢",
-    "surprised": "😲",
-}
+
+
+def icon(emotion: str) -> str:
+    """A face for `emotion`, drawn by the page's style sheet (`browser.FACES`): emoji such as 🤢 need a colour-emoji
+    font, which a classroom's Linux machine may lack. '' for an emotion without a face."""
+    return (
+        f'<span class="face face-{emotion}" role="img" title="{emotion}"></span>'
+        if emotion in plots.EMOTION_COLORS
+        else ""
+    )
 
 
 @dataclass(frozen=True)
@@ -117,22 +120,17 @@ def place(page: Page, tab: str | None) -> None:
 # ----------------------------------------------------------------------------- pictures
 
 
-def drawn(draw: Callable[..., plt.Figure], *args, narrow: bool = True, **kwargs) -> plt.Figure:
-    """`draw(*args, **kwargs)`'s figure, taken out of pyplot (Gradio still renders it, then it is garbage-collected).
-
-    `narrow`: at most FIGURE_WIDTH wide, narrower than the library's default: a phone shrinks each picture to its
-    width, so fewer inches keep the labels legible there; on a projector it is the same text in a smaller picture.
-    """
-    with PYPLOT:
+def drawn(draw: Callable[..., plt.Figure], *args, **kwargs) -> plt.Figure:
+    """`draw(*args, **kwargs)`'s figure at DPI, taken out of pyplot (Gradio still renders it, then it is
+    garbage-collected)."""
+    with PYPLOT, plt.rc_context({"figure.dpi": DPI}):  # a figure is saved at the dpi it was made with
         fig = draw(*args, **kwargs)
         plt.close(fig)
-    if narrow:
-        fig.set_size_inches(min(fig.get_figwidth(), FIGURE_WIDTH), fig.get_figheight())
     return fig
 
 
 def figure_view(draw: Callable[[Analysis], plt.Figure]) -> Callable[[Result], plt.Figure | None]:
-    """A view drawn with matplotlib from the analysis (None without one), sized for phones and out of pyplot."""
+    """A view drawn with matplotlib from the analysis (None without one), at DPI and out of pyplot."""
 
     @functools.wraps(draw)
     def view(result: Result) -> plt.Figure | None:
@@ -141,18 +139,17 @@ def figure_view(draw: Callable[[Analysis], plt.Figure]) -> Callable[[Result], pl
     return view
 
 
-@figure_view
-def probability_chart(a: Analysis) -> plt.Figure:
-    """Every emotion's probability, the most probable highlighted (beside the answer, and as How it works' last step)."""
-    return plots.probabilities(a.probs)
+def probability_values(result: Result) -> dict[str, float] | None:
+    """Every emotion's probability, the value of a `gr.Label` (beside the answer, and as How it works' last step)."""
+    return dict(result.analysis.probs) if result.analysis else None
 
 
-def captioned(title: str, text: str, elem_id: str) -> Callable[[], gr.Plot]:
-    """A picture with a heading and two or three plain sentences above it."""
+def captioned(title: str, text: str, elem_id: str, make: Callable[..., gr.components.Component] = gr.Plot):
+    """A picture (or another component that `make` builds) with a heading and two or three plain sentences above it."""
 
-    def component() -> gr.Plot:
+    def component() -> gr.components.Component:
         gr.Markdown(f"### {title}\n{text}", elem_classes="step")
-        return gr.Plot(label=title, elem_id=elem_id, show_label=False)
+        return make(label=title, elem_id=elem_id, show_label=False)
 
     return component
 
@@ -178,7 +175,8 @@ def wire(page: Page, triggers: Iterable) -> None:
         return *render(recent.shown, answer), recent
 
     def on_pictures(recent, names):
-        return render(recent.shown if recent else Result(), names)
+        values = render(recent.shown if recent else Result(), names)
+        return values[0] if len(values) == 1 else values  # Gradio takes one output's value as is, not in a list
 
     def on_clear(recent):
         if recent:
@@ -199,8 +197,9 @@ def wire(page: Page, triggers: Iterable) -> None:
         for names in pictures
         if names
     ]
+    show = dict(fn=None, js=SHOW_VERDICT, queue=False)  # the verdict into sight, then the pictures
     for trigger in triggers:
-        functools.reduce(lambda e, step: e.then(**step), drawing, trigger(**analysis))
+        functools.reduce(lambda e, step: e.then(**step), [show, *drawing], trigger(**analysis))
     page.audio.clear(on_clear, inputs=[page.recent], outputs=list(ui.values()), api_visibility="private", queue=False)
 
 

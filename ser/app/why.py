@@ -42,8 +42,8 @@ VIEWS["why"] = View(
     why_chart,
     captioned(
         "Why this emotion?",
-        "The spectrogram the model read, in grey, with the parts that pushed it towards the emotion above in "
-        "colour. Choose another emotion to see what spoke for it.",
+        "The picture of the sound that the model read, in grey, with the parts that pushed it towards the emotion "
+        "above in colour. Choose another emotion to see what spoke for it.",
         "why",
     ),
     tab=TITLE,
