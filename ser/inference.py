@@ -30,7 +30,7 @@ class Analysis:
     truncated: bool  # the input held more sound than the model's max_seconds, and only the start was analysed
     features: FeatureConfig  # the settings `audio` and `mel` were made with (the model's own)
     notes: list[str] = field(default_factory=list)  # plain-words caveats about the input, one sentence or two each
-    # Each listener's own probabilities: "cnn" (the spectrogram network) always; "voice" (the pretrained voice
+    # Each listener's own probabilities: "cnn" (the picture listener) always; "voice" (the pretrained voice
     # encoder's head) when the model has one and the clip is long enough. `probs` fuses them.
     listeners: dict[str, dict[str, float]] = field(default_factory=dict)
     voice_features: np.ndarray | None = (
@@ -89,7 +89,7 @@ def analyse(
         probs = fuse(probs, listeners["voice"], voice.fusion_weight, voice.temperature)
     elif voice is not None:
         notes.append(
-            f"Only the spectrogram listener answered: the voice listener needs at least {voice.min_seconds:g} "
+            f"Only the picture listener answered: the voice listener needs at least {voice.min_seconds:g} "
             "second of speech. Record a longer sentence to hear both."
         )
     return Analysis(clip, mel.numpy(), probs, truncated, cfg, notes, listeners, features)

@@ -73,7 +73,7 @@ def verdict(result: Result) -> str:
     return f"{head}\n{words}"
 
 
-LISTENER_NAMES = {"cnn": "the spectrogram network", "voice": "the voice listener"}
+LISTENER_NAMES = {"cnn": "the picture listener", "voice": "the voice listener"}
 
 
 def listeners(result: Result) -> str:
@@ -86,8 +86,9 @@ def listeners(result: Result) -> str:
     if len(set(tops.values())) == 1:
         return f"Two listeners voted and agree: {' and '.join(heard)}."
     return (
-        f"Two listeners voted and **disagree**: {'; '.join(heard)}. The answer above weighs both. The spectrogram "
-        "network learnt from English and German actors; the voice listener from many voices in five languages."
+        f"Two listeners voted and **disagree**: {'; '.join(heard)}. The answer above weighs both. The picture "
+        "listener (it reads the picture of the sound) learnt from English and German actors; the voice listener from "
+        "many voices in five languages."
     )
 
 

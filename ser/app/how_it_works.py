@@ -95,7 +95,7 @@ def listeners_chart(result: Result) -> plt.Figure | None:
     a = result.analysis
     if a is None or len(a.listeners) < 2:
         return None
-    names = {"cnn": "spectrogram network", "voice": "voice listener"}
+    names = {"cnn": "picture listener", "voice": "voice listener"}
     shown = [(names.get(k, k), p) for k, p in a.listeners.items()]
     return drawn(plots.compare_probabilities, shown, title="What each listener heard")
 
