@@ -129,7 +129,9 @@ def build(page: Page) -> None:
                  show_progress="hidden", **FIGURES)  # fmt: skip
     private = dict(api_visibility="private", outputs=outputs)
     page.demo.load(on_next, inputs=[g["state"]], queue=False, **private)
-    g["next"].click(on_next, inputs=[g["state"]], **private).then(lambda: None, outputs=[g["audio"]]).then(**chart)
+    g["next"].click(on_next, inputs=[g["state"]], **private).then(
+        lambda: None, outputs=[g["audio"]], api_visibility="private"
+    ).then(**chart)
     for event in (g["audio"].stop_recording, g["audio"].upload):
         event(on_try, inputs=[g["audio"], g["state"], g["hard"]], concurrency_id="analysis", **private).then(**chart)
     g["reveal"].click(on_reveal, inputs=[g["state"], g["guess"]], **private).then(**chart)
