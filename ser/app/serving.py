@@ -282,10 +282,9 @@ class Lane:
                 if key is not None and self.jobs.get(key) is job:
                     del self.jobs[key]
 
+        if (job := self.join(key)) is not None:
+            return job
         with self.lock:
-            if key is not None and (job := self.jobs.get(key)) is not None:
-                job.waiters += 1
-                return job
             job = Job(Future())
             job.future = self.pool.submit(run, job)
             self.pending += 1
@@ -293,6 +292,14 @@ class Lane:
                 self.jobs[key] = job
         job.future.add_done_callback(lambda _: done(job))
         return job
+
+    def join(self, key: Any) -> Job | None:
+        """The job of `key` not done yet, now with one more caller waiting for it; None if there is none."""
+        with self.lock:
+            if key is not None and (job := self.jobs.get(key)) is not None:
+                job.waiters += 1
+                return job
+        return None
 
     def give_up(self, job: Job) -> bool:
         """A caller stops waiting for `job`; True if it had not started (it is cancelled once no caller waits)."""
@@ -317,10 +324,11 @@ def analyse_in_turn(model: SERModel, path: str, wait: float | None = None, how: 
     `wait` seconds, or when it would not end by `answer_by` (time.monotonic()). None for both: no limit."""
     TRIM.touch()
     what = job_name(how)
-    if answer_by is not None and lane.expected_end(what) > answer_by:
+    key = (os.path.abspath(path), what) if how is analyse_file else None  # the same file, the same way: one job
+    job = lane.join(key)
+    if job is None and answer_by is not None and lane.expected_end(what) > answer_by:
         return None  # no use starting what cannot be answered in time: say so now
-    shared = how is analyse_file  # the same file analysed the same way: one job for every caller
-    job = lane.submit(how, model, path, key=(os.path.abspath(path), what) if shared else None)
+    job = job or lane.submit(how, model, path, key=key)
     limits = [] if wait is None else [wait]
     if answer_by is not None:  # the latest start that ends in time, or at once
         limits.append(max(answer_by - time.monotonic() - lane.usual.get(what, 0.0), START_SECONDS))
