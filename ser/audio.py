@@ -386,7 +386,7 @@ def too_long_error(name: str, seconds: float | None, max_seconds: float) -> Audi
     held = f"{seconds:.0f} s" if seconds is not None else "more"
     return AudioError(
         f"This piece of sound is too long: we take at most {max_seconds:g} seconds at a time. Record a shorter one.",
-        f"{held}; at most {max_seconds:g} s is decoded",
+        f"too long: {held}; at most {max_seconds:g} s is decoded",
         name,
     )
 

@@ -26,6 +26,7 @@ from ser.app.analyse import START
 from ser.app.how_it_works import STEP_TEXT, STEP_VIEWS
 from ser.app.serving import RecentResults, Result, analyse_upload
 from ser.app.views import FIGURE_WIDTH, VIEWS, render
+from ser.audio import too_long_error
 from ser.hub import ModelError
 from ser.timeline import SILENCE
 
@@ -76,7 +77,11 @@ def test_every_picture_has_readable_text(model, tmp_path):
 
 
 def test_messages_the_app_writes_are_plain():
-    for message in (START, serving.GONE, serving.NO_AUDIO, *[t for pair in STEP_TEXT.values() for t in pair]):
+    live = serving.StreamSlots(8, 5, 300)
+    live.streams = {"a": serving.Stream(None, 0.0, 0.0)}
+    said = (START, serving.GONE, serving.NO_AUDIO, serving.BUSY, serving.NOT_UPLOADED, live.full(10.0),
+            too_long_error("x", 3600, 5).plain)  # fmt: skip
+    for message in (*said, *[t for pair in STEP_TEXT.values() for t in pair]):
         assert not any(w in message for w in ("UAR", "F1", "dBFS", "upload folder", "server")), message
 
 

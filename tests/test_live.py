@@ -2,16 +2,17 @@
 
 import os
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
 import soxr
 import torch
-from conftest import speech_like, write
+from conftest import constant_flac, speech_like, write
 
 from ser.audio import AudioError
 from ser.features import FeatureConfig, log_mel_spectrogram
-from ser.live import SHOW_SECONDS, LiveSession
+from ser.live import CHUNK_SECONDS, SHOW_SECONDS, LiveSession
 from ser.model import ModelConfig, SERModel
 
 MIC = 48000  # what browsers record at
@@ -89,3 +90,28 @@ def test_broken_streams_say_why(model, tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"RIFF not audio" * 20)
     with pytest.raises(AudioError, match="cannot read a chunk"):
         LiveSession(model).feed_file(tmp_path / "bad.wav")
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        lambda d: constant_flac(d / "hour.flac", 3600, 96000),  # 77 kB claiming an hour at 96 kHz: 1.3 GB as float32
+        lambda d: write(d / "wide.flac", np.zeros((20 * 96000, 8), np.int16), 96000, "PCM_16"),  # 8 channels, 20 s
+        lambda d: write(d / "long.ogg", voice(2 * CHUNK_SECONDS), MIC, "VORBIS"),  # no header count: decoded, cut
+    ],
+    ids=["hour at 96 kHz", "8 channels", "ogg"],
+)
+def test_a_chunk_longer_than_a_few_seconds_is_refused_before_it_costs_more(model, tmp_path, bomb):
+    path = bomb(tmp_path)
+    session, start = LiveSession(model), time.monotonic()
+    tracemalloc.start()
+    try:
+        with pytest.raises(AudioError, match="could not be read") as refused:
+            session.feed_file(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "too long" in refused.value.detail
+    assert peak < 64e6, f"peak {peak / 1e6:.0f} MB"  # CHUNK_SECONDS at 96 kHz is 2 MB of float32
+    assert time.monotonic() - start < 30  # generous on a loaded machine; the bench measures it (well under 1 s)
+    assert session.received == 0  # nothing was fed

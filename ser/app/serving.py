@@ -414,6 +414,7 @@ class StreamSlots:
             mine = self.streams.get(event.session_hash)
             if mine is not None and mine.event is not event:  # the same visitor started another stream
                 self.close(mine.event)
+                del self.streams[event.session_hash]
                 mine = None
             if mine is None and len(self.streams) >= self.size:
                 event.run_time = math.inf  # Gradio ends the stream once this chunk is answered
