@@ -239,8 +239,8 @@ def test_python_app_serves_timeline_and_explain_to_gradio_client(served, tmp_pat
     assert picture["type"] == "matplotlib" and picture_width(picture) > 300
 
     voice = handle_file(str(write(tmp_path / "voice.wav", speech_like(3.0))))
-    top, picture = client.predict(voice, None, api_name="/explain")
-    assert top in LABELS and picture_width(picture) > 300
+    top, picture, notes = client.predict(voice, None, api_name="/explain")
+    assert top in LABELS and picture_width(picture) > 300 and notes == ""
     other = next(k for k in LABELS if k != top)
     assert client.predict(voice, other, api_name="/explain")[0] == other
     with pytest.raises(Exception, match="this model knows neutral, happy, sad, angry"):

@@ -53,7 +53,7 @@ PROMISE_SECONDS = 2.0
 ANSWER_SECONDS = 1.5
 START_SECONDS = 0.1  # an analysis with a free thread starts within this, however long it takes
 BUSY_SECONDS = 1.5  # a /timeline call whose analysis has not started within this is answered BUSY
-BUSY = "The server is busy with other analyses: try again in a few seconds."
+BUSY = "The app is busy with other people's recordings: try again in a few seconds."
 # Recordings longer than this are followed over time in the long lane (a 10-minute file takes ~15 s); shorter ones,
 # and every analysis of a single clip, in the quick lane (a second or two at most).
 LONG_SECONDS = 30.0

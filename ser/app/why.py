@@ -68,6 +68,8 @@ def build(page: Page) -> None:
 
     def on_explain(path, label=None):
         if label and label not in model.labels:
+            if path:
+                serving.discard_upload(path, page.clips)  # its request is over: the upload goes as if analysed
             raise gr.Error(f"No emotion '{label}': this model knows {', '.join(model.labels)}.", print_exception=False)
         answer_by = serving.request_arrival() + serving.ANSWER_SECONDS
         result = serving.analyse_upload(model, path, keep=page.clips, answer_by=answer_by)  # upload deleted
