@@ -28,6 +28,9 @@ MIN_RATE, MAX_RATE = 8000, 96000
 # Decoding reads this many samples (frames x channels) at a time and averages the channels at once, so a block
 # costs at most 4 MiB of float32 whatever channel count a header claims; and at most BLOCK_FRAMES frames.
 BLOCK_VALUES, BLOCK_FRAMES = 2**20, 2**16
+# A WAV data size this large is a placeholder: recorders that stream (browsers among them) write 0xFFFFFFFF, or that
+# less the header's bytes (0xFFFFFFD3 from Chromium's live chunks), before they know the length.
+STREAMING_SIZE = 0xFFFFFFFF - 0xFFFF
 CUT_TOLERANCE_SECONDS = 0.05  # codecs may end a frame or two off their header's count: more missing is a cut
 
 
@@ -481,8 +484,8 @@ def _pcm_declared_frames(path: Path) -> int | None:
             chunk, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
             if chunk == b"fmt " and pos + 22 <= len(head):
                 block = struct.unpack("<H", head[pos + 20 : pos + 22])[0]  # bytes per frame
-            if chunk == b"data":
-                return size // block if block and size not in (0, 0xFFFFFFFF) else None
+            if chunk == b"data":  # 0, or 4 GiB less what the header took: a streaming recorder's placeholder
+                return size // block if block and 0 < size < STREAMING_SIZE else None
             pos += 8 + size + (size & 1)
     if len(head) >= 12 and head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
         pos = 12

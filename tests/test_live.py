@@ -115,3 +115,14 @@ def test_a_chunk_longer_than_a_few_seconds_is_refused_before_it_costs_more(model
     assert peak < 64e6, f"peak {peak / 1e6:.0f} MB"  # CHUNK_SECONDS at 96 kHz is 2 MB of float32
     assert time.monotonic() - start < 30  # generous on a loaded machine; the bench measures it (well under 1 s)
     assert session.received == 0  # nothing was fed
+
+
+def test_a_chunk_as_chromium_sends_it_is_taken(model, tmp_path):
+    """Chromium's live chunks state a data size of 4 GiB less their header (0xFFFFFFD3): a placeholder, not a claim
+    of 6 hours to refuse, nor a cut file."""
+    path = write(tmp_path / "audio.wav", voice(0.5), MIC, "PCM_16")
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"data") + 4
+    raw[at : at + 4] = (0xFFFFFFFF - 44).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    assert LiveSession(model).feed_file(path).listened == 0.5

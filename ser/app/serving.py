@@ -407,7 +407,10 @@ class StreamSlots:
         if event is None:
             return None
         if self.loop is None:
-            self.loop = anyio.from_thread.run_sync(asyncio.get_running_loop)  # a Gradio worker thread's own loop
+            try:
+                self.loop = anyio.from_thread.run_sync(asyncio.get_running_loop)  # the loop of Gradio's worker thread
+            except RuntimeError:  # not one of Gradio's worker threads: streams are only closed by Gradio then
+                pass
         now = time.monotonic()
         with self.lock:
             self.expire(now)
