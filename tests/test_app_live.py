@@ -37,9 +37,9 @@ def test_one_stream_per_visitor_idle_streams_lose_their_slot_and_a_latecomer_is_
     current = {}
     monkeypatch.setattr(serving, "current_event", lambda: current["event"])
 
-    def chunk(event):
-        current["event"] = event
-        return slots.enter()
+    def chunk(event, first=True):  # Gradio names a stream's event to its first chunk only
+        current["event"] = event if first else None
+        return slots.enter(event.session_hash)
 
     try:
         alice, bob, carol = Event("alice"), Event("bob"), Event("carol")
@@ -51,7 +51,7 @@ def test_one_stream_per_visitor_idle_streams_lose_their_slot_and_a_latecomer_is_
         assert chunk(again) is None
         for _ in range(20):
             time.sleep(0.1)
-            chunk(again)  # alice keeps talking; bob's stream sends nothing
+            chunk(again, first=False)  # alice keeps talking; bob's stream sends nothing
         assert alice.closed and alice.signal.is_set() and bob.closed and not again.closed
         assert chunk(Event("carol")) is None  # bob's idle slot was freed
     finally:

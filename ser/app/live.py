@@ -43,10 +43,10 @@ def build(page: Page) -> None:
                            interactive=False, elem_id="live-spectrogram")  # fmt: skip
     model = page.model
 
-    def on_chunk(path, session):
+    def on_chunk(path, session, request: gr.Request):
         if not path:
             return session, gr.skip(), gr.skip(), gr.skip()
-        if (refused := SLOTS.enter()) is not None:
+        if (refused := SLOTS.enter(request.session_hash)) is not None:
             discard_upload(path)
             return session, None, None, f"⚠️ {refused}"
         session = session or LiveSession(model)

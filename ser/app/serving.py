@@ -400,30 +400,31 @@ class StreamSlots:
         self.loop: asyncio.AbstractEventLoop | None = None  # Gradio's, where streams are closed
         self.watch: threading.Thread | None = None
 
-    def enter(self) -> str | None:
-        """For each chunk's handler: None if this stream may go on; else, in plain words, why not and when to try
-        again, and the stream ends after this answer. Outside Gradio's queue (a handler called directly): None."""
-        event = current_event()
-        if event is None:
-            return None
-        if self.loop is None:
+    def enter(self, session: str) -> str | None:
+        """For each chunk's handler, with its visitor's `session` hash: None if this stream may go on; else, in plain
+        words, why not and when to try again, and the stream ends after this answer. Gradio names the stream's event
+        only to a stream's first chunk; a chunk of a stream never seen to begin (outside Gradio's queue, or from
+        before a restart) goes on."""
+        event, now = current_event(), time.monotonic()
+        if event is not None:
             try:
                 self.loop = anyio.from_thread.run_sync(asyncio.get_running_loop)  # the loop of Gradio's worker thread
             except RuntimeError:  # not one of Gradio's worker threads: streams are only closed by Gradio then
                 pass
-        now = time.monotonic()
         with self.lock:
             self.expire(now)
-            mine = self.streams.get(event.session_hash)
-            if mine is not None and mine.event is not event:  # the same visitor started another stream
+            mine = self.streams.get(session)
+            if event is not None and mine is not None and mine.event is not event:  # the visitor's new stream
                 self.close(mine.event)
-                del self.streams[event.session_hash]
+                del self.streams[session]
                 mine = None
+            if mine is None and event is None:
+                return None
             if mine is None and len(self.streams) >= self.size:
                 event.run_time = math.inf  # Gradio ends the stream once this chunk is answered
                 return self.full(now)
             if mine is None:
-                mine = self.streams[event.session_hash] = Stream(event, now, now)
+                mine = self.streams[session] = Stream(event, now, now)
             mine.last = now
             if self.watch is None:
                 self.watch = threading.Thread(target=self.run, daemon=True, name="live-slots")
