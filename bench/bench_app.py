@@ -8,10 +8,14 @@ Measures, for real 3 s speech clips (16-bit WAV, as a browser uploads them):
   as the last is answered): latency p50/p95/max, requests/s, and how many were answered, told the server is busy,
   or failed; every level stops after `--requests` requests or `--seconds` seconds, whichever comes first;
 - the server's CPU time per request, and its resident memory (RSS): after warm-up, after each level, its peak,
-  and after resting `--rest` seconds.
-Each client sends its own clips: Gradio names an upload by its content, so identical clips from several clients at
-once are one file on the server, which the first analysis deletes; the others are then told it is gone (a defect
-of its own: 25 of 40 such requests from 8 clients, measured). Without --model and without checkpoints/default, a randomly initialised model of
+  and after resting `--rest` seconds;
+- fairness: `/predict` at 4 clients while 2 clients loop `/timeline` on 10-minute recordings (its p95 should stay
+  within the 2 s promise);
+- `/explain` in a burst, 8 clients x 5 clips of 30 s: latency, and the server's RSS before, at its peak and after
+  resting `--rest` seconds (it should come back within 50 MB).
+`--crowd` measures only the last two.
+Each client sends its own clips (identical clips from several clients are one file on the server, analysed once for
+all of them, which would flatter the figures). Without --model and without checkpoints/default, a randomly initialised model of
 the default size stands in (same computation, meaningless answers).
 """
 
@@ -191,11 +195,100 @@ def summarise(records: list[tuple[float, str]], wall: float, cpu: float, n_clien
     }
 
 
+# ----------------------------------------------------------------------------- fairness and /explain
+
+
+def looping(url: str, api_name: str, args: list, stop: threading.Event, records: list) -> None:
+    """One client calling `api_name` with `args` until `stop`; records (seconds, 'ok' | 'busy' | 'failed: ...')."""
+    c = client(url)
+    while not stop.is_set():
+        t = time.perf_counter()
+        try:
+            c.predict(*args, api_name=api_name)
+            result = "ok"
+        except Exception as e:
+            result = "busy" if "busy" in str(e).lower() else f"failed: {' '.join(str(e).split())[:120]}"
+        records.append((time.perf_counter() - t, result))
+
+
+def predict_beside_timelines(url: str, pid: int, tmp: Path, clips: list[np.ndarray], seconds: float) -> dict:
+    """`/predict` at 4 clients for `seconds` while 2 clients loop `/timeline` on 10-minute recordings."""
+    stop, timelines = threading.Event(), []
+    for k in range(2):
+        sf.write(tmp / f"ten_minutes_{k}.wav", np.tile(np.concatenate(clips[k::2]), 20)[: 600 * 16000], 16000)
+    loops = [threading.Thread(target=looping, args=(url, "/timeline", [handle_file(str(tmp / f"ten_minutes_{k}.wav"))],
+                                                    stop, timelines)) for k in range(2)]  # fmt: skip
+    for th in loops:
+        th.start()
+    time.sleep(5)  # both timelines under way
+    files = make_files(tmp / "beside", 4, clips, 16000)
+    result = level(url, pid, files, 10**6, seconds)
+    stop.set()
+    for th in loops:
+        th.join()
+    result["timelines"] = {"calls": len(timelines), "ok": sum(r == "ok" for _, r in timelines),
+                           "busy": sum(r == "busy" for _, r in timelines)}  # fmt: skip
+    return result
+
+
+def explain_burst(url: str, pid: int, tmp: Path, clips: list[np.ndarray], rest: float) -> dict:
+    """8 clients each asking `/explain` about 5 clips of 30 s at once; latency and RSS before, peak, after `rest`."""
+    files = [[tmp / f"explain_{k}_{j}.wav" for j in range(5)] for k in range(8)]
+    for k, own in enumerate(files):
+        for j, path in enumerate(own):
+            sf.write(path, np.tile(clips[(5 * k + j) % len(clips)], 10), 16000, subtype="PCM_16")
+    before, records, peak, done = rss_mb(pid), [], [rss_mb(pid)], threading.Event()
+
+    def worker(own: list[Path]) -> None:
+        c = client(url)
+        for path in own:
+            t = time.perf_counter()
+            try:
+                c.predict(handle_file(str(path)), None, api_name="/explain")
+                result = "ok"
+            except Exception as e:
+                result = "busy" if "busy" in str(e).lower() else f"failed: {' '.join(str(e).split())[:120]}"
+            records.append((time.perf_counter() - t, result))
+
+    def sample() -> None:
+        while not done.wait(0.2):
+            peak.append(rss_mb(pid))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(own,)) for own in files]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    time.sleep(rest)
+    return summarise(records, wall, 0.0, len(files)) | {
+        "rss_before_mb": before, "rss_peak_mb": max(peak), "rss_after_rest_mb": rss_mb(pid), "rest_s": rest}  # fmt: skip
+
+
+def crowd(url: str, pid: int, tmp: Path, clips: list[np.ndarray], seconds: float, rest: float, log=print) -> dict:
+    """The fairness and /explain figures; one dict (see `bench/run_all.py`)."""
+    out = {"beside_timelines": predict_beside_timelines(url, pid, tmp, clips, seconds)}
+    log(
+        f"/predict at 4 clients beside 2 timelines: {json.dumps(out['beside_timelines'], default=lambda x: round(x, 1))}"
+    )
+    out["explain_burst"] = explain_burst(url, pid, tmp, clips, rest)
+    log(
+        f"/explain burst, 8 clients x 5 clips of 30 s: {json.dumps(out['explain_burst'], default=lambda x: round(x, 1))}"
+    )
+    return out
+
+
 # ----------------------------------------------------------------------------- the whole run
 
 
-def measure(model: str | None, requests: int, seconds: float, rest: float, log=print) -> dict:
-    """Cold start, then every level of LEVELS, then a rest; one dict (see `bench/run_all.py`)."""
+def measure(model: str | None, requests: int, seconds: float, rest: float, log=print, only_crowd: bool = False) -> dict:
+    """Cold start, then every level of LEVELS, then a rest, then `crowd`; one dict (see `bench/run_all.py`).
+    `only_crowd`: cold start and `crowd` only."""
     with tempfile.TemporaryDirectory(prefix="bench_app_") as tmp:
         tmp = Path(tmp)
         if model is None and not (DEFAULT_MODEL / "model.safetensors").exists():
@@ -215,17 +308,19 @@ def measure(model: str | None, requests: int, seconds: float, rest: float, log=p
             level(url, proc.pid, warm, 20, seconds)  # first-call allocations and caches
             out["rss_mb"] = {"after_warm_up": rss_mb(proc.pid)}
             out["levels"] = []
-            for n in LEVELS:
+            for n in () if only_crowd else LEVELS:
                 files = make_files(tmp / f"c{n}", n, clips, 16000)
                 result = level(url, proc.pid, files, max(requests, 3 * n), seconds)  # 3 each at least
                 out["levels"].append(result)
                 out["rss_mb"][f"after_{n}_clients"] = rss_mb(proc.pid)
                 log(json.dumps(result, default=lambda x: round(x, 1)))
-            time.sleep(rest)
-            out["rss_mb"]["after_rest"] = rss_mb(proc.pid)
-            out["rss_mb"]["peak"] = max(r["rss_peak_mb"] for r in out["levels"])
-            out["rest_s"] = rest
-            log(f"server RSS (MiB): {json.dumps(out['rss_mb'], default=lambda x: round(x, 1))}")
+            if not only_crowd:
+                time.sleep(rest)
+                out["rss_mb"]["after_rest"] = rss_mb(proc.pid)
+                out["rss_mb"]["peak"] = max(r["rss_peak_mb"] for r in out["levels"])
+                out["rest_s"] = rest
+                log(f"server RSS (MiB): {json.dumps(out['rss_mb'], default=lambda x: round(x, 1))}")
+            out["crowd"] = crowd(url, proc.pid, tmp, clips, min(seconds, 60), rest, log)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -241,10 +336,11 @@ def main(argv=None) -> None:
     p.add_argument(
         "--quick", action="store_true", help="40 requests per level (3 per client at least), 60 s limit, 5 s rest"
     )
+    p.add_argument("--crowd", action="store_true", help="only /predict beside timelines and the /explain burst")
     args = p.parse_args(argv)
     if args.quick:
         args.requests, args.seconds, args.rest = 40, 60, 5
-    print(json.dumps(measure(args.model, args.requests, args.seconds, args.rest), indent=2))
+    print(json.dumps(measure(args.model, args.requests, args.seconds, args.rest, only_crowd=args.crowd), indent=2))
 
 
 if __name__ == "__main__":

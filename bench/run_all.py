@@ -160,7 +160,30 @@ def speed_rows(r: dict) -> list[list[str]]:
         f"<= {TARGET_RSS_GROWTH:g} MiB growth, back to the baseline after a rest: "
         f"{mark(grew <= TARGET_RSS_GROWTH)} / {rested:+.0f} MiB",
     ])  # fmt: skip
-    return rows
+    return rows + crowd_rows(app.get("crowd"))
+
+
+def crowd_rows(crowd: dict | None) -> list[list[str]]:
+    """Fairness and /explain (bench_app.crowd): none in results measured before they were."""
+    if not crowd:
+        return []
+    beside, burst = crowd["beside_timelines"], crowd["explain_burst"]
+    tl = beside["timelines"]
+    rested = burst["rss_after_rest_mb"] - burst["rss_before_mb"]
+    return [
+        [
+            "`/predict`, 4 clients, while 2 clients loop `/timeline` on 10-minute recordings",
+            f"p95 {ms(beside['p95_ms'])}; {beside['ok']} answered, {beside['busy']} busy, {beside['failed']} failed; "
+            f"timelines: {tl['ok']} done, {tl['busy']} busy",
+            f"p95 <= 2 s: {mark(beside['p95_ms'] <= TARGET_P95_32)}",
+        ],
+        [
+            "`/explain` burst, 8 clients x 5 clips of 30 s: server memory (RSS)",
+            f"{burst['rss_before_mb']:.0f} MiB before, peak {burst['rss_peak_mb']:.0f}, {rested:+.0f} MiB after "
+            f"{burst['rest_s']:.0f} s of rest; p95 {ms(burst['p95_ms'])}, {burst['failed']} failed",
+            f"back within {TARGET_RSS_GROWTH:g} MiB after a rest: {mark(rested <= TARGET_RSS_GROWTH)}",
+        ],
+    ]
 
 
 def stage_rows(r: dict) -> list[list[str]]:

@@ -7,6 +7,7 @@ says what was wrong and what to do about it.
 import contextlib
 import os
 import shutil
+import stat
 import struct
 import threading
 from collections.abc import Iterator
@@ -27,6 +28,9 @@ MIN_RATE, MAX_RATE = 8000, 96000
 # Decoding reads this many samples (frames x channels) at a time and averages the channels at once, so a block
 # costs at most 4 MiB of float32 whatever channel count a header claims; and at most BLOCK_FRAMES frames.
 BLOCK_VALUES, BLOCK_FRAMES = 2**20, 2**16
+# A WAV data size this large is a placeholder: recorders that stream (browsers among them) write 0xFFFFFFFF, or that
+# less the header's bytes (0xFFFFFFD3 from Chromium's live chunks), before they know the length.
+STREAMING_SIZE = 0xFFFFFFFF - 0xFFFF
 CUT_TOLERANCE_SECONDS = 0.05  # codecs may end a frame or two off their header's count: more missing is a cut
 
 
@@ -125,7 +129,14 @@ class _Reader:
             self._ar = audioread.audio_open(str(self.path))
         except Exception as e:  # audioread raises a zoo of types; all mean "could not decode"
             raise self._undecodable(e) from None
-        self.rate, self.channels = int(self._ar.samplerate), max(1, int(self._ar.channels))
+        self.rate, self.channels = int(self._ar.samplerate or 0), int(self._ar.channels or 0)
+        if self.rate <= 0 or self.channels <= 0:  # ffmpeg guessed a format from random bytes, but found no sound
+            self.close()
+            raise AudioError(
+                "This is not a sound file we can open, or it is damaged. Save it as a WAV or MP3 file and try again.",
+                f"cannot decode: ffmpeg finds no audio stream in it ({self.rate} Hz, {self.channels} channels)",
+                _quoted(self.path),
+            )
 
     def _undecodable(self, e: Exception) -> AudioError:
         name = _quoted(self.path)
@@ -210,6 +221,16 @@ class _Reader:
         return count
 
     @property
+    def claimed_seconds(self) -> float | None:
+        """Seconds of audio the file claims (its header, libsndfile's count or ffmpeg's probe), before decoding;
+        None when it does not say."""
+        if self._sf is not None:
+            frames = self._sf.frames if self.declared is None else self.declared
+            return frames / self.rate if frames > 0 else None
+        seconds = float(getattr(self._ar, "duration", 0) or 0)
+        return seconds if seconds > 0 else None
+
+    @property
     def _tolerance(self) -> float:
         return CUT_TOLERANCE_SECONDS * self.rate
 
@@ -247,11 +268,15 @@ class _Damaged(Exception):
 
 def _checked(path: str | os.PathLike) -> Path:
     path = Path(path)
-    if not path.exists():
-        raise AudioError("There is no file here. Check the file's name and folder.", "file not found", _quoted(path))
-    if path.is_dir():
+    try:
+        info = path.stat()  # once: a file deleted meanwhile is "not here", never a FileNotFoundError
+    except (FileNotFoundError, NotADirectoryError):
+        raise AudioError(
+            "There is no file here. Check the file's name and folder.", "file not found", _quoted(path)
+        ) from None
+    if stat.S_ISDIR(info.st_mode):
         raise AudioError("This is a folder, not a sound file. Choose one sound file.", "a folder", _quoted(path))
-    if path.stat().st_size == 0:
+    if info.st_size == 0:
         raise AudioError("This file is empty. Record it or save it again.", "0 bytes", _quoted(path))
     return path
 
@@ -273,6 +298,31 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000, max_seconds: f
         raise no_sound_error(_quoted(path))
     audio = np.concatenate(parts) if len(parts) > 1 else parts[0]
     return to_model_rate(audio, rate, sample_rate, name=_quoted(path))
+
+
+def load_piece(path: str | os.PathLike, max_seconds: float) -> tuple[np.ndarray, int]:
+    """A short recording, such as a piece of a live stream, as mono float32 (samples,) at its own rate, and that rate.
+
+    Refused with `AudioError` when it holds more than `max_seconds`: at once when its header says so, and otherwise
+    once `max_seconds` have been decoded, so memory and time stay bounded whatever the file claims (a small FLAC of
+    constant sound can hold an hour at 96 kHz). The same reader and checks as `load_audio`, without resampling.
+    """
+    path = _checked(path)
+    with _Reader(path) as reader:
+        rate, limit = reader.rate, int(np.ceil(max_seconds * reader.rate))
+        claimed = reader.claimed_seconds
+        if claimed is not None and claimed * rate > limit + reader._tolerance:
+            raise too_long_error(_quoted(path), claimed, max_seconds)
+        parts = list(reader.blocks(limit + 1))
+    held = sum(len(p) for p in parts)
+    if held > limit:
+        raise too_long_error(_quoted(path), None, max_seconds)
+    if not held:
+        raise no_sound_error(_quoted(path))
+    audio = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    if not np.isfinite(audio).all():
+        raise not_finite_error(_quoted(path))
+    return audio, rate
 
 
 def stream_audio(
@@ -321,11 +371,7 @@ def audio_duration(path: str | os.PathLike) -> float | None:
     """
     try:
         with _Reader(_checked(path)) as reader:
-            if reader._sf is not None:
-                frames = reader._sf.frames if reader.declared is None else reader.declared
-                return frames / reader.rate if frames > 0 else None
-            seconds = float(getattr(reader._ar, "duration", 0) or 0)
-            return seconds if seconds > 0 else None
+            return reader.claimed_seconds
     except AudioError:
         return None
 
@@ -335,6 +381,15 @@ def rate_error(name: str, rate: int) -> AudioError:
         f"This recording was made with an unusual setting ({rate:,} measurements a second) that we cannot use. "
         "Record it again with an ordinary microphone or app.",
         f"sample rate {rate} Hz; {MIN_RATE // 1000} kHz to {MAX_RATE // 1000} kHz are supported",
+        name,
+    )
+
+
+def too_long_error(name: str, seconds: float | None, max_seconds: float) -> AudioError:
+    held = f"{seconds:.0f} s" if seconds is not None else "more"
+    return AudioError(
+        f"This piece of sound is too long: we take at most {max_seconds:g} seconds at a time. Record a shorter one.",
+        f"too long: {held}; at most {max_seconds:g} s is decoded",
         name,
     )
 
@@ -418,16 +473,19 @@ def decode_seconds(cfg: FeatureConfig) -> float:
 def _pcm_declared_frames(path: Path) -> int | None:
     """Frames a WAV or AIFF header declares; libsndfile quietly reports only the frames present, so a cut copy
     looks whole to it. None for other formats, or a size left as a streaming placeholder."""
-    with open(path, "rb") as f:
-        head = f.read(4096)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:  # deleted since libsndfile opened it: its frames are all there is to go by
+        return None
     if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         block, pos = None, 12
         while pos + 8 <= len(head):
             chunk, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
             if chunk == b"fmt " and pos + 22 <= len(head):
                 block = struct.unpack("<H", head[pos + 20 : pos + 22])[0]  # bytes per frame
-            if chunk == b"data":
-                return size // block if block and size not in (0, 0xFFFFFFFF) else None
+            if chunk == b"data":  # 0, or 4 GiB less what the header took: a streaming recorder's placeholder
+                return size // block if block and 0 < size < STREAMING_SIZE else None
             pos += 8 + size + (size & 1)
     if len(head) >= 12 and head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
         pos = 12

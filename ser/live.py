@@ -19,15 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import soxr
 
-from .audio import AudioError, to_model_rate
+from .audio import AudioError, load_piece, to_model_rate
 from .features import log_mel_spectrogram
 from .model import SERModel
 from .vad import FRAME_SECONDS, SPEECH_THRESHOLD, speech_probabilities
 
 SHOW_SECONDS = 6.0  # the rolling spectrogram shows this much: a sentence or two
+# The longest chunk taken from a file: the page sends half a second at a time, so 10 times that is a stream that fell
+# behind; more is refused before it is decoded (a tiny FLAC can claim an hour at 96 kHz: 3 GB as float32).
+CHUNK_SECONDS = 5.0
 
 
 @dataclass
@@ -85,16 +87,21 @@ class LiveSession:
         return LiveFrame(probs, mel, max(0.0, self.clock() - arrived), heard)
 
     def feed_file(self, path: str | os.PathLike) -> LiveFrame:
-        """`feed` a chunk uploaded as an audio file; it reached the server when the file was written."""
+        """`feed` a chunk uploaded as an audio file; it reached the server when the file was written.
+
+        Decoded by the bounded reader uploads take (`audio.load_piece`): a chunk longer than CHUNK_SECONDS is
+        refused before it costs more than that much sound, whatever length its header claims.
+        """
         try:
-            chunk, rate = sf.read(path, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as e:
+            arrived = Path(path).stat().st_mtime
+            chunk, rate = load_piece(path, CHUNK_SECONDS)
+        except (AudioError, OSError) as e:
             raise AudioError(
                 "A piece of the microphone's sound could not be read. Press Record again.",
-                f"cannot read a chunk: {' '.join(str(e).split())}",
+                f"cannot read a chunk: {e.detail if isinstance(e, AudioError) else ' '.join(str(e).split())}",
                 "the microphone stream",
             ) from None
-        return self.feed(chunk, rate, arrived=Path(path).stat().st_mtime)
+        return self.feed(chunk, rate, arrived=arrived)
 
 
 # The live bars average the answers of this many seconds of sound: judged one half second at a time, a steady angry

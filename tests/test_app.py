@@ -27,6 +27,7 @@ from ser.app.analyse import START
 from ser.app.how_it_works import STEP_TEXT, STEP_VIEWS
 from ser.app.serving import RecentResults, Result, analyse_upload
 from ser.app.views import DPI, FIGURE_WIDTH, VIEWS, render
+from ser.audio import too_long_error
 from ser.hub import ModelError
 from ser.timeline import SILENCE
 
@@ -77,7 +78,11 @@ def test_every_picture_has_readable_text(model, tmp_path):
 
 
 def test_messages_the_app_writes_are_plain():
-    for message in (START, serving.GONE, serving.NO_AUDIO, *[t for pair in STEP_TEXT.values() for t in pair]):
+    live = serving.StreamSlots(8, 5, 300)
+    live.streams = {"a": serving.Stream(None, 0.0, 0.0)}
+    said = (START, serving.GONE, serving.NO_AUDIO, serving.BUSY, serving.NOT_UPLOADED, live.full(10.0),
+            too_long_error("x", 3600, 5).plain)  # fmt: skip
+    for message in (*said, *[t for pair in STEP_TEXT.values() for t in pair]):
         assert not any(w in message for w in ("UAR", "F1", "dBFS", "upload folder", "server")), message
 
 
@@ -316,8 +321,8 @@ def test_python_app_serves_timeline_and_explain_to_gradio_client(served, tmp_pat
     assert picture["type"] == "matplotlib" and picture_width(picture) > 300
 
     voice = handle_file(str(write(tmp_path / "voice.wav", speech_like(3.0))))
-    top, picture = client.predict(voice, None, api_name="/explain")
-    assert top in LABELS and picture_width(picture) > 300
+    top, picture, notes = client.predict(voice, None, api_name="/explain")
+    assert top in LABELS and picture_width(picture) > 300 and notes == ""
     other = next(k for k in LABELS if k != top)
     assert client.predict(voice, other, api_name="/explain")[0] == other
     with pytest.raises(Exception, match="this model knows neutral, happy, sad, angry"):

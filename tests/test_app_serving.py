@@ -111,15 +111,18 @@ def test_uploads_are_deleted_once_read_and_reanalysis_still_works(model, tmp_pat
     assert analyse_upload(model, str(upload)).error == serving.GONE  # the API keeps nothing: says why
 
 
-def test_example_clips_are_kept(model, tmp_path, monkeypatch):
+def test_example_clips_are_never_deleted_and_uploads_always_are(model, tmp_path, monkeypatch):
+    """The examples are served from their folder; a file in the upload folder is an upload, even with an example's
+    name and bytes, and goes once read (unless it is itself one of the clips kept)."""
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     example = write(tmp_path / "examples" / "example.wav", speech_like())
-    copy = write(tmp_path / "gradio" / "feed" / "example.wav", speech_like())  # Gradio's copy, handed out per click
+    assert analyse_upload(model, str(example), keep=[example]).analysis is not None and example.exists()
+    copy = write(tmp_path / "gradio" / "feed" / "example.wav", speech_like())  # an upload of the example
     analyse_upload(model, str(copy), keep=[example])
-    assert copy.exists()
-    other = write(tmp_path / "gradio" / "0ddba11" / "example.wav", speech_like(seed=1))  # same name, other sound
-    analyse_upload(model, str(other), keep=[example])
-    assert not other.exists()
+    assert not copy.exists()
+    kept = write(tmp_path / "gradio" / "clips" / "example.wav", speech_like())
+    analyse_upload(model, str(kept), keep=[kept])
+    assert kept.exists()
 
 
 # ----------------------------------------------------------------------------- under a crowd

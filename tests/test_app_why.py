@@ -4,6 +4,7 @@ or the one chosen; `/explain` is the same for API clients (served: test_app.py).
 from dataclasses import replace
 
 import gradio as gr
+import numpy as np
 import pytest
 from conftest import LABELS, speech_like, write
 
@@ -36,18 +37,28 @@ def test_choosing_an_emotion_redraws_only_the_why_picture(handlers, wav, monkeyp
 def test_explain_names_the_emotion_it_explains_and_refuses_one_the_model_lacks(handlers, tmp_path):
     on_explain = handlers["on_explain"]
     voice = write(tmp_path / "voice.wav", speech_like(3.0))
-    top, fig = on_explain(str(voice), None)
-    assert top in LABELS and f"towards '{top}'" in fig.axes[0].get_title()
+    top, picture, notes = on_explain(str(voice), None)
+    assert top in LABELS and picture.type == "matplotlib" and picture.plot.startswith("data:image/") and notes == ""
     other = next(k for k in LABELS if k != top)
     assert on_explain(str(voice), other)[0] == other
     with pytest.raises(gr.Error, match="this model knows neutral, happy, sad, angry"):
         on_explain(str(voice), "bored")
 
 
-def test_explain_is_an_api_endpoint_of_the_emotion_and_the_picture(demo):
+def test_explain_says_when_the_input_does_not_sound_like_speech(handlers, tmp_path):
+    noise = write(tmp_path / "noise.wav", 0.3 * np.random.default_rng(0).standard_normal(3 * 16000).astype(np.float32))
+    _, picture, notes = handlers["on_explain"](str(noise))  # the emotion is optional
+    assert picture is not None and "does not sound like someone talking" in notes
+
+
+def test_explain_is_an_api_endpoint_of_the_emotion_the_picture_and_the_notes(demo):
     config = demo.get_config_file()
     by_id = {c["id"]: c["props"].get("elem_id") for c in config["components"]}
     (explain,) = [d for d in config["dependencies"] if d["api_name"] == "explain"]
     assert [by_id[i] for i in explain["inputs"]] == ["audio-input", "why-class"]
-    assert [by_id[i] for i in explain["outputs"]] == ["why-class", "why"]
+    assert [by_id[i] for i in explain["outputs"]] == ["why-class", "why", "notes"]
     assert explain["targets"] == []  # API only, like /predict
+    (label,) = [
+        p for p in demo.get_api_info()["named_endpoints"]["/explain"]["parameters"] if p["parameter_name"] == "label"
+    ]
+    assert label["parameter_has_default"] and label["python_type"]["type"] == f"Literal{LABELS!r}".replace(", ", ", ")

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -367,3 +368,30 @@ def test_load_clip_decodes_the_models_maximum_plus_a_lead_of_silence(tmp_path):
     path = write(tmp_path / "x.wav", np.concatenate([lead, speech_like(4.0)]))
     clip = load_clip(path, cfg)
     assert decode_seconds(cfg) > 2.0 + 3.0 and len(clip) == 2 * SR
+
+
+@pytest.mark.skipif(
+    shutil.which("ffmpeg") is None, reason="ffmpeg guesses a format from the name; without it, no guess"
+)
+def test_random_bytes_named_aac_are_not_a_sound_file(tmp_path):
+    """ffmpeg takes them for an AAC stream of 0 Hz: that is no sound, not an unusual setting."""
+    path = tmp_path / "voice.aac"
+    path.write_bytes(np.random.default_rng(1).bytes(20000))
+    with pytest.raises(AudioError) as e:
+        load_audio(path)
+    assert e.value.plain.startswith("This is not a sound file we can open"), e.value.plain
+
+
+def test_a_file_deleted_while_it_is_checked_is_simply_not_there(tmp_path, monkeypatch):
+    """Another request may delete an upload between two looks at it: never a FileNotFoundError."""
+    path = write(tmp_path / "soon_gone.wav", speech_like())
+    stat = Path.stat
+
+    def vanishing(self, *a, **k):
+        if self == path:
+            self.unlink(missing_ok=True)
+        return stat(self, *a, **k)
+
+    monkeypatch.setattr(Path, "stat", vanishing)
+    with pytest.raises(AudioError, match="There is no file here"):
+        load_audio(path)

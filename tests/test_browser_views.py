@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from conftest import ARGS, CHROMIUM, speech_like, talk_pause_talk, write
 
+from ser.app import live
+
 TIMEOUT_MS = 120_000  # a step takes a second or two on an idle machine; far longer on a loaded 2-core one
 LABELS = ["neutral", "happy", "sad", "angry"]
 
@@ -85,6 +87,9 @@ def test_live_mode_follows_the_microphone(chromium, app_server, tmp_path):
         first = page.locator("#live-spectrogram img").get_attribute("src")
         page.wait_for_timeout(3000)  # a few more chunks
         assert page.locator("#live-spectrogram img").get_attribute("src") != first, "the spectrogram did not roll"
+        later = page.locator("#live-spectrogram img").get_attribute("src")
+        page.wait_for_timeout(1000 * (live.LIVE_IDLE + 2))  # a talking visitor keeps the slot past the idle limit
+        assert page.locator("#live-spectrogram img").get_attribute("src") != later, "the stream was closed"
         assert any(label in page.inner_text("#live-bars") for label in LABELS)
         delay = float(re.search(r"([\d.]+) s behind", page.inner_text("#live-delay")).group(1))
         assert delay < 10, f"live mode runs {delay} s behind"  # bounded: stale chunks are dropped, not queued

@@ -3,6 +3,7 @@ answers of the last few seconds averaged so that a steady voice reads as steady.
 
 import os
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +11,12 @@ import pytest
 import soundfile as sf
 import soxr
 import torch
-from conftest import speech_like, write
+from conftest import constant_flac, speech_like, write
 
 from ser.audio import AudioError
 from ser.features import FeatureConfig, log_mel_spectrogram
 from ser.hub import load_model
-from ser.live import SHOW_SECONDS, SMOOTH_SECONDS, LiveSession, RecentAverage
+from ser.live import CHUNK_SECONDS, SHOW_SECONDS, SMOOTH_SECONDS, LiveSession, RecentAverage
 from ser.model import ModelConfig, SERModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,3 +129,39 @@ def test_a_steady_voice_reads_steady():
     assert len(shown) >= 40 and average.seconds == SMOOTH_SECONDS
     assert max(top_changes(raw)) >= 3, raw  # the flicker this is about
     assert max(top_changes(shown)) <= 1, shown
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        lambda d: constant_flac(d / "hour.flac", 3600, 96000),  # 77 kB claiming an hour at 96 kHz: 1.3 GB as float32
+        lambda d: write(d / "wide.flac", np.zeros((20 * 96000, 8), np.int16), 96000, "PCM_16"),  # 8 channels, 20 s
+        lambda d: write(d / "long.ogg", voice(2 * CHUNK_SECONDS), MIC, "VORBIS"),  # no header count: decoded, cut
+    ],
+    ids=["hour at 96 kHz", "8 channels", "ogg"],
+)
+def test_a_chunk_longer_than_a_few_seconds_is_refused_before_it_costs_more(model, tmp_path, bomb):
+    path = bomb(tmp_path)
+    session, start = LiveSession(model), time.monotonic()
+    tracemalloc.start()
+    try:
+        with pytest.raises(AudioError, match="could not be read") as refused:
+            session.feed_file(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "too long" in refused.value.detail
+    assert peak < 64e6, f"peak {peak / 1e6:.0f} MB"  # CHUNK_SECONDS at 96 kHz is 2 MB of float32
+    assert time.monotonic() - start < 30  # generous on a loaded machine; the bench measures it (well under 1 s)
+    assert session.received == 0  # nothing was fed
+
+
+def test_a_chunk_as_chromium_sends_it_is_taken(model, tmp_path):
+    """Chromium's live chunks state a data size of 4 GiB less their header (0xFFFFFFD3): a placeholder, not a claim
+    of 6 hours to refuse, nor a cut file."""
+    path = write(tmp_path / "audio.wav", voice(0.5), MIC, "PCM_16")
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"data") + 4
+    raw[at : at + 4] = (0xFFFFFFFF - 44).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    assert LiveSession(model).feed_file(path).listened == 0.5

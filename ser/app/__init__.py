@@ -1,7 +1,8 @@
 """The app's page, built from small rooms; `app.py` loads the model, builds the page and serves it.
 
-    serving.py       the one analysis path (`analyse_upload` -> `Result`), the thread pool, BUSY, the queue's
-                     limits, the memory trim, each visitor's recent results, API-only endpoints
+    serving.py       the one analysis path (`analyse_upload` -> `Result`), the quick and long lanes, BUSY, the
+                     queue's limits, the memory trim, each visitor's recent results, live slots, API-only endpoints
+    uploads.py       how long an uploaded file lives: counted per path, deleted once read, orphans swept under a cap
     views.py         the registry of views (`VIEWS`: a Result -> a component's value), `Page`, and the wiring that
                      shows every analysis in every view
     page.py          the page: the analyse room, then one tab per module named in TAB_MODULES; `launch`

@@ -123,7 +123,9 @@ def build(page: Page) -> None:
     outputs = [g[n] for n in ("state", "task", "outcome", "tally", "guess", "reveal", "chart")]
     private = dict(api_visibility="private", outputs=outputs)
     page.demo.load(on_next, inputs=[g["state"]], queue=False, **private)
-    g["next"].click(on_next, inputs=[g["state"]], **private).then(lambda: None, outputs=[g["audio"]])
+    g["next"].click(on_next, inputs=[g["state"]], **private).then(
+        lambda: None, outputs=[g["audio"]], api_visibility="private"
+    )
     for event in (g["audio"].stop_recording, g["audio"].upload):
         event(on_try, inputs=[g["audio"], g["state"], g["hard"]], concurrency_id="analysis", **private)
     g["reveal"].click(on_reveal, inputs=[g["state"], g["guess"]], **private)

@@ -8,6 +8,7 @@ Its views are in the registry like every tab's; `build` returns the events that 
 
 import functools
 import json
+from typing import Any
 
 import gradio as gr
 import matplotlib.pyplot as plt
@@ -153,6 +154,9 @@ def example_clips(page: Page) -> gr.helpers.Examples | None:
         return None
     order = {e: i for i, e in enumerate(model.labels)}
     offered.sort(key=lambda e: (order.get(e.emotion, len(order)), e.path.name))
+    # Served from their own folder for the server's whole life: a copy in Gradio's upload folder would be swept
+    # with the uploads (it was, 5 minutes after start-up, when Gradio's sweep deleted it).
+    gr.set_static_paths([e.path for e in offered])
     with gr.Accordion(f"Example clips ({len(offered)})", open=True, elem_id="examples-fold"):
         examples = gr.Examples(
             [[str(e.path)] for e in offered],
@@ -162,7 +166,9 @@ def example_clips(page: Page) -> gr.helpers.Examples | None:
             example_labels=[e.label for e in offered],
             examples_per_page=len(offered),
             elem_id="examples",
+            api_visibility="private",  # the page's, not an API client's
         )
+    examples.dataset.preprocess = functools.partial(chosen_example, examples.dataset.preprocess, len(offered))
     if trained_on is None:
         gr.Markdown(
             "⚠️ This model does not say which voices it learned from, so it may have heard these actors before. "
@@ -171,6 +177,13 @@ def example_clips(page: Page) -> gr.helpers.Examples | None:
         )
     page.clips[:] = [e.path for e in offered]
     return examples
+
+
+def chosen_example(preprocess, count: int, index: Any) -> Any:
+    """The clicked example's index, checked before Gradio looks it up (an index from a script could be anything)."""
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < count:
+        raise gr.Error(f"There is no example {index!r}: click one of the {count} examples.", print_exception=False)
+    return preprocess(index)
 
 
 def build(page: Page) -> list:
@@ -186,7 +199,8 @@ def build(page: Page) -> list:
         place(page, None)
 
     def on_predict(path):
-        return render(serving.analyse_upload(page.model, path, keep=page.clips, wait=serving.BUSY_SECONDS), API)
+        answer_by = serving.request_arrival() + serving.ANSWER_SECONDS
+        return render(serving.analyse_upload(page.model, path, keep=page.clips, answer_by=answer_by), API)
 
     serving.api_endpoint(on_predict, [page.audio], [page.placed[n] for n in API], "predict",
                          "Emotion of one audio file: verdict, all class probabilities, input-quality notes.")  # fmt: skip

@@ -1,6 +1,7 @@
 """The "Live" tab: a streaming microphone, judged about twice a second (`ser.live`): the bars, averaged over the
-last few seconds (`ser.live.RecentAverage`), a rolling spectrogram, and how far behind real time the answer is. Its own input and its own slots: a
-stream holds one while it runs, apart from the analyses'."""
+last few seconds (`ser.live.RecentAverage`), a rolling spectrogram, and how far behind real time the answer is. Its
+own input and its own slots, apart from the analyses': one per visitor, held while the stream sends sound
+(`serving.StreamSlots`)."""
 
 import gradio as gr
 
@@ -8,13 +9,17 @@ from ser import plots
 from ser.audio import AudioError
 from ser.live import SHOW_SECONDS, SMOOTH_SECONDS, LiveFrame, LiveSession, RecentAverage
 
-from .serving import discard_upload
+from .serving import StreamSlots, discard_upload
 from .views import Page
 
 TITLE = "Live"
 LIVE_EVERY = 0.5  # seconds of microphone sound per live update: "about twice a second"
-LIVE_STREAMS = 8  # live microphones at once: each holds its slot while it streams; a chunk costs ~20 ms of CPU
+LIVE_STREAMS = 8  # live microphones at once, one per visitor: each holds its slot while it streams (~20 ms a chunk)
 LIVE_LIMIT = 300  # seconds a live stream may run before it stops, so that no visitor keeps a slot for good
+LIVE_IDLE = 5.0  # seconds without a chunk after which a stream loses its slot and is closed (it sends 2 a second)
+# Gradio runs this many streams at once: the slots, and a few more that are only told that every slot is taken.
+LIVE_EVENTS = LIVE_STREAMS + 4
+SLOTS = StreamSlots(LIVE_STREAMS, LIVE_IDLE, LIVE_LIMIT)
 
 
 def live_delay(frame: LiveFrame, average: RecentAverage, shown: dict | None) -> str:
@@ -46,9 +51,12 @@ def build(page: Page) -> None:
     spectrogram = gr.Image(label=f"The last {SHOW_SECONDS:g} s, as the model reads it (low pitch at the bottom)",
                            interactive=False, elem_id="live-spectrogram")  # fmt: skip
 
-    def on_chunk(path, stream):
+    def on_chunk(path, stream, request: gr.Request):
         if not path:
             return stream, gr.skip(), gr.skip(), gr.skip()
+        if (refused := SLOTS.enter(request.session_hash)) is not None:
+            discard_upload(path)
+            return stream, None, None, f"⚠️ {refused}"
         session, average = stream or (LiveSession(model), RecentAverage())
         try:
             frame = session.feed_file(path)
@@ -62,5 +70,5 @@ def build(page: Page) -> None:
 
     audio.start_recording(lambda: None, outputs=[state], api_visibility="private", queue=False)
     audio.stream(on_chunk, inputs=[audio, state], outputs=[state, bars, spectrogram, delay], stream_every=LIVE_EVERY,
-                 time_limit=LIVE_LIMIT, concurrency_id="live", concurrency_limit=LIVE_STREAMS, show_progress="hidden",
+                 time_limit=LIVE_LIMIT, concurrency_id="live", concurrency_limit=LIVE_EVENTS, show_progress="hidden",
                  api_visibility="private")  # fmt: skip

@@ -38,9 +38,8 @@ def build_demo(
     model: SERModel, notice: str | None = None, source: str | None = None, examples: Path | None = EXAMPLES
 ) -> gr.Blocks:
     """The Blocks app for a loaded model; `notice` (e.g. that another model was asked for) is shown at the top."""
-    # Uploads are deleted by the handler; delete_cache sweeps anything a request never reached (e.g. an
-    # abandoned upload) after 5 minutes.
-    with gr.Blocks(title="Speech emotion recognition", analytics_enabled=False, delete_cache=(300, 300)) as demo:
+    # Uploads are deleted once analysed, and what no request reads is swept (ser/app/uploads.py, started by `launch`).
+    with gr.Blocks(title="Speech emotion recognition", analytics_enabled=False) as demo:
         gr.Markdown(
             "# Speech emotion recognition\nHow does a voice sound: happy, sad, angry...? Speak or upload a "
             "clip and see the sound the way the model sees it. A teaching demo trained on actors: it guesses "

@@ -1,48 +1,63 @@
 """Serving: the one analysis path of the app, and what keeps it fair and small under a crowd.
 
 Owns `Result` (one input's analysis, or why there is none: what every view renders), `analyse_upload` (an upload to a
-`Result` through `ser`, the upload deleted once read), the pool of analysis threads and the BUSY answer, the queue's
-limits, the memory trim after a burst, each visitor's recent results, and the API-only endpoints' settings. It
-builds no component and knows no tab.
+`Result` through `ser`, the upload deleted once read), the two lanes of analysis threads (quick analyses, and long
+timelines at a lower priority, so that neither starves the other) and the BUSY answer, the queue's limits, the memory
+trim after a burst, each visitor's recent results, the live streams' slots, and the API-only endpoints' settings. It
+builds no component and knows no tab. How long an uploaded file lives is `uploads`' business.
 """
 
+import asyncio
 import contextvars
 import ctypes
 import filecmp
 import functools
 import logging
+import math
 import os
+import sys
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import anyio.from_thread
 import gradio as gr
 import torch
-from gradio.utils import get_upload_folder
+from gradio import processing_utils
+from gradio.context import LocalContext
+from gradio.exceptions import InvalidPathError
 
 from ser import classroom
-from ser.audio import AudioError
+from ser.audio import AudioError, audio_duration
 from ser.inference import Analysis, adapted, analyse_file
 from ser.model import SERModel
 from ser.timeline import Timeline, analyse_over_time
+
+from . import uploads
 
 log = logging.getLogger("app")
 
 CONCURRENCY = 2  # a free CPU Space has 2 cores: more parallel analyses only slow each other down
 QUEUE_SIZE = 32  # requests waiting beyond this are refused at once instead of timing out
-# An API call waits at most this long for one of the CONCURRENCY analysis slots, then is answered BUSY: under a
-# burst, a quick "try again" rather than a wait that grows with the crowd (the page's visitors see their place in
-# Gradio's queue instead, and wait).
-BUSY_SECONDS = 1.5
-BUSY = "The server is busy with other analyses: try again in a few seconds."
-# Every analysis, whichever event asks for it, runs on these threads, first come first served. Besides keeping the
-# cores from being oversubscribed, only these threads ever hold the memory numpy and torch allocate per thread: run
-# on any of Gradio's 40 worker threads, a server's RSS grew 145 MB over 176 requests at 32 clients and stayed there.
-ANALYSES = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="analysis")
+# What an API client is promised: its answer, or BUSY, within PROMISE_SECONDS (p95; bench/bench_app.py). The server
+# keeps ANSWER_SECONDS of it from when the request reached Gradio's queue: an analysis that would end later, given
+# the analyses ahead of it and how long analyses have been taking, is answered BUSY at once, before it starts; the
+# rest is for the upload before and the answer's trip back. (Waiting only for a free thread, as before, never
+# answered BUSY at 32 clients: most of a request's time was spent in Gradio's queue, before that wait began.)
+PROMISE_SECONDS = 2.0
+ANSWER_SECONDS = 1.5
+START_SECONDS = 0.1  # an analysis with a free thread starts within this, however long it takes
+BUSY_SECONDS = 1.5  # a /timeline call whose analysis has not started within this is answered BUSY
+BUSY = "The app is busy with other people's recordings: try again in a few seconds."
+# Recordings longer than this are followed over time in the long lane (a 10-minute file takes ~15 s); shorter ones,
+# and every analysis of a single clip, in the quick lane (a second or two at most).
+LONG_SECONDS = 30.0
+LONG_NICE = 10  # the long lane's threads run this much nicer: a quick analysis beside two timelines keeps its core
 # The C library keeps the memory a burst of requests freed; it is handed back once analyses have been idle this long
 # (server RSS 12 s after 500 requests at 8 and 32 clients: 34 MB over its start without, 15 MB with).
 IDLE_TRIM_SECONDS = 10.0
@@ -55,6 +70,7 @@ RECENT = 2  # results kept per visitor: enough to answer Analyse pressed again o
 GONE = "Recordings are deleted as soon as they are analysed, so this one is gone: record or upload it again."
 RECORDING = "audio.wav"  # the name Gradio's page gives every microphone recording it uploads
 NO_AUDIO = "No audio yet: record with the microphone or upload a file, then press **Analyse**."
+NOT_UPLOADED = "Send the recording itself: upload the sound file, then try again."
 
 
 @dataclass
@@ -113,7 +129,7 @@ class RecentResults:
 
 
 def example_copied(path: str, keep: Collection[Path]) -> Path | None:
-    """The example clip in `keep` that `path` is Gradio's copy of (the same name and the same bytes), else None."""
+    """The example clip in `keep` that `path` is (the clip itself, or a file with its name and bytes), else None."""
     p = Path(path)
     return next((k for k in keep if p.name == k.name and p.is_file() and filecmp.cmp(p, k, shallow=False)), None)
 
@@ -127,17 +143,10 @@ def input_name(path: str, clip: Path | None = None) -> str:
 
 
 def discard_upload(path: str, keep: Collection[Path] = ()) -> None:
-    """Delete a file Gradio stored for this request, unless it is a copy of one of the example clips in `keep`."""
-    p = Path(path)
-    if Path(get_upload_folder()).resolve() not in p.resolve().parents or not p.is_file():
-        return
-    if example_copied(path, keep) is not None:
-        return  # Gradio copies each example to its cache once and hands out that copy on every click
-    p.unlink(missing_ok=True)
-    try:
-        p.parent.rmdir()  # Gradio's per-upload folder
-    except OSError:
-        pass
+    """The request that brought `path` has read it: delete it once every upload of it has been read
+    (`uploads.uploaded_file_read`). Only files in Gradio's upload folder are deleted, and never one in `keep`."""
+    if Path(path).resolve() not in {Path(k).resolve() for k in keep}:
+        uploads.uploaded_file_read(path)
 
 
 def analyse_upload(
@@ -148,48 +157,61 @@ def analyse_upload(
     wait: float | None = None,
     over_time: bool = False,
     progress: Callable[[float], None] | None = None,
+    answer_by: float | None = None,
 ) -> Result:
     """Analyse an uploaded or recorded file with `ser.analyse_file`, then delete the upload (never files in `keep`).
 
-    Never raises for bad input: the reason is in `Result.error`. With `recent`, a path analysed before is
-    answered from there, and the result is kept there. Analyses run CONCURRENCY at a time (`analyse_in_turn`);
-    with `wait`, one that has not started within `wait` seconds is answered BUSY. `over_time`: also the timeline
-    of the whole recording (`ser.timeline.analyse_over_time`), reporting its progress to `progress(fraction)`.
+    Never raises for bad input: the reason is in `Result.error`. With `recent`, a path analysed before is answered
+    from there (the file is not read again), and the result is kept there. `over_time`: also the timeline of the
+    whole recording (`ser.timeline.analyse_over_time`), reporting its progress to `progress(fraction)`; a recording
+    longer than LONG_SECONDS is followed in the long lane. An API call is answered BUSY when its analysis has not
+    started within `wait` seconds, or cannot end by `answer_by` (time.monotonic(); see ANSWER_SECONDS).
     """
     if not path:
         return Result(error=NO_AUDIO)
+    if recent is not None and (cached := recent.get(path)) is not None:
+        return cached
     try:
-        if recent is not None and (cached := recent.get(path)) is not None:
-            return cached
-        try:
-            how = functools.partial(analyse_over_time, max_seconds=TIMELINE_SECONDS, progress=progress)
-            analysed = analyse_in_turn(model, path, wait, how if over_time else analyse_file)
-            if analysed is None:
-                return Result(error=BUSY)
-            analysis, over = analysed if over_time else (analysed, None)
-            reference = getattr(recent, "reference", None)  # tuned to this visitor's voice (my_voice tab)
-            if reference is not None and analysis.voice_features is not None:
-                analysis = adapted(model, analysis, reference)
-                analysis.notes.append(
-                    f"Tuned to your voice from {reference.n} recordings: the voice listener compared this one with "
-                    "them. If someone else is speaking, press Forget my voice in the Tune to my voice tab."
-                )
-            clip = example_copied(path, keep)  # an example: the emotion its actor meant is known
-            intended = classroom.parse_example(clip).emotion if clip else None
-            result = Result(analysis, model=model, timeline=over, intended=intended, name=input_name(path, clip),
-                            at=time.time())  # fmt: skip
-        except AudioError as e:
-            if recent is not None and (cached := recent.get(path)) is not None:  # analysed and deleted meanwhile
-                return cached
-            if not Path(path).exists():
-                return Result(error=GONE)
-            log.info("not analysed: %s", e)  # the host's log gets the technical detail; the visitor, plain words
-            result = Result(error=e.plain)
-        if recent is not None:
-            recent.put(path, result)
-        return result
+        result = _analysed(model, path, keep, wait, over_time, progress, answer_by, getattr(recent, "reference", None))
     finally:
         discard_upload(path, keep)
+    if result.error == GONE and recent is not None and (cached := recent.get(path)) is not None:
+        return cached  # analysed and deleted meanwhile, by this visitor's other event
+    if recent is not None and result.error not in (BUSY, GONE):
+        recent.put(path, result)
+    return result
+
+
+def _analysed(model, path, keep, wait, over_time, progress, answer_by, reference=None) -> Result:
+    clip = example_copied(path, keep)  # an example: the emotion its actor meant is known
+    try:
+        if over_time:
+            how = functools.partial(analyse_over_time, max_seconds=TIMELINE_SECONDS, progress=progress)
+            long = (audio_duration(path) or 0) > LONG_SECONDS
+            analysed = analyse_in_turn(model, path, wait, how, lane=LONG if long else QUICK, answer_by=answer_by)
+        else:
+            analysed = analyse_in_turn(model, path, wait, analyse_file, answer_by=answer_by)
+        if analysed is None:
+            return Result(error=BUSY)
+        analysis, over = analysed if over_time else (analysed, None)
+        if reference is not None and analysis.voice_features is not None:  # tuned to this visitor (my_voice tab)
+            analysis = adapted(model, analysis, reference)
+            analysis.notes.append(
+                f"Tuned to your voice from {reference.n} recordings: the voice listener compared this one with "
+                "them. If someone else is speaking, press Forget my voice in the Tune to my voice tab."
+            )
+        intended = classroom.parse_example(clip).emotion if clip else None
+        return Result(analysis, model=model, timeline=over, intended=intended, name=input_name(path, clip),
+                      at=time.time())  # fmt: skip
+    except (AudioError, OSError) as e:
+        if not Path(path).exists():
+            example = Path(path).name in {k.name for k in keep}
+            log.warning("%s was gone when its analysis began: %s", "an example clip" if example else "a file", path)
+            return Result(error=GONE)
+        if not isinstance(e, AudioError):
+            raise
+        log.info("not analysed: %s", e)  # the host's log gets the technical detail; the visitor, plain words
+        return Result(error=e.plain)
 
 
 class MemoryTrim:
@@ -218,15 +240,146 @@ class MemoryTrim:
 TRIM = MemoryTrim()
 
 
-def analyse_in_turn(model: SERModel, path: str, wait: float | None = None, how: Callable = analyse_file) -> Any:
-    """`how(model, path)` (`analyse_file`) on one of the ANALYSES threads; None if none was free within `wait`
-    seconds (None: no limit)."""
+@dataclass
+class Job:
+    """One piece of work in a lane, and how many callers wait for it (a shared job is cancelled by its last one)."""
+
+    future: Future
+    started: threading.Event = field(default_factory=threading.Event)
+    waiters: int = 1
+
+
+def job_name(fn: Callable) -> str:
+    """What a job does, by its function's name (a functools.partial's too): how long it usually takes is kept so."""
+    return getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "job")
+
+
+class Lane:
+    """Threads that run one kind of analysis, first come first served, and what they know of their own load.
+
+    Every analysis runs on a lane's threads. Besides keeping the cores from being oversubscribed, only these
+    threads ever hold the memory numpy and torch allocate per thread: run on any of Gradio's 40 worker threads, a
+    server's RSS grew 145 MB over 176 requests at 32 clients and stayed there. `nice` lowers the threads' priority
+    (Linux), so that work in another lane comes first when both want a core. Identical concurrent jobs (the same
+    file and the same analysis: a class sending one clip) run once, for all of them.
+    """
+
+    def __init__(self, name: str, threads: int = CONCURRENCY, nice: int = 0):
+        self.threads, self.nice = threads, nice
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix=name, initializer=self._lower_priority)
+        self.lock = threading.Lock()
+        self.jobs: dict[Any, Job] = {}  # key -> the job not yet done
+        self.pending = 0  # jobs submitted and not done
+        self.usual: dict[str, float] = {}  # what -> seconds a job of it has been taking (exponential average)
+
+    def _lower_priority(self) -> None:
+        if self.nice and sys.platform == "linux":  # a thread is a task of its own there
+            tid = threading.get_native_id()
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
+            except OSError:
+                pass
+
+    def expected_end(self, what: str) -> float:
+        """When a job of `what` submitted now would end (time.monotonic()), from the jobs ahead and usual times;
+        now, when a thread is free (it starts at once: nothing would make it sooner)."""
+        with self.lock:
+            rounds = self.pending // self.threads
+        return time.monotonic() + (rounds + 1) * self.usual.get(what, 0.0) if rounds else time.monotonic()
+
+    def submit(self, fn: Callable, *args, key: Any = None) -> Job:
+        """Run `fn(*args)` on a thread of this lane; with `key`, join the job of that key if one is not done yet."""
+        what = job_name(fn)
+
+        def run(job: Job) -> Any:
+            job.started.set()
+            start = time.monotonic()
+            try:
+                return fn(*args)
+            finally:
+                took = time.monotonic() - start
+                with self.lock:
+                    self.usual[what] = took if what not in self.usual else 0.8 * self.usual[what] + 0.2 * took
+
+        def done(job: Job) -> None:
+            with self.lock:
+                self.pending -= 1
+                if key is not None and self.jobs.get(key) is job:
+                    del self.jobs[key]
+
+        if (job := self.join(key)) is not None:
+            return job
+        with self.lock:
+            job = Job(Future())
+            job.future = self.pool.submit(run, job)
+            self.pending += 1
+            if key is not None:
+                self.jobs[key] = job
+        job.future.add_done_callback(lambda _: done(job))
+        return job
+
+    def join(self, key: Any) -> Job | None:
+        """The job of `key` not done yet, now with one more caller waiting for it; None if there is none."""
+        with self.lock:
+            if key is not None and (job := self.jobs.get(key)) is not None:
+                job.waiters += 1
+                return job
+        return None
+
+    def give_up(self, job: Job) -> bool:
+        """A caller stops waiting for `job`; True if it had not started (it is cancelled once no caller waits)."""
+        with self.lock:
+            job.waiters -= 1
+            if job.started.is_set():
+                return False
+            last = job.waiters == 0
+        if last:
+            job.future.cancel()  # outside the lock: a cancelled future runs its done callback at once
+        return True
+
+
+QUICK = Lane("analysis")  # single clips: /predict, /explain, the page's analyses of short recordings
+LONG = Lane("timeline", nice=LONG_NICE)  # long recordings followed over time: /timeline, the page's long uploads
+ANALYSES = QUICK.pool  # the quick lane's threads, for work that must run beside the analyses (e.g. drawing)
+
+
+def analyse_in_turn(model: SERModel, path: str, wait: float | None = None, how: Callable = analyse_file,
+                    lane: Lane = QUICK, answer_by: float | None = None) -> Any:  # fmt: skip
+    """`how(model, path)` (`analyse_file`) on one of `lane`'s threads; None (BUSY) when it has not started within
+    `wait` seconds, or when it would not end by `answer_by` (time.monotonic()). None for both: no limit."""
     TRIM.touch()
-    job = ANALYSES.submit(how, model, path)
-    try:
-        return job.result(timeout=wait)
-    except TimeoutError:
-        return None if job.cancel() else job.result()  # cancelled while still waiting, or it has just started
+    what = job_name(how)
+    key = (os.path.abspath(path), what) if how is analyse_file else None  # the same file, the same way: one job
+    job = lane.join(key)
+    if job is None and answer_by is not None and lane.expected_end(what) > answer_by:
+        return None  # no use starting what cannot be answered in time: say so now
+    job = job or lane.submit(how, model, path, key=key)
+    limits = [] if wait is None else [wait]
+    if answer_by is not None:  # the latest start that ends in time, or at once
+        limits.append(max(answer_by - time.monotonic() - lane.usual.get(what, 0.0), START_SECONDS))
+    if limits and not job.started.wait(max(0.0, min(limits))) and lane.give_up(job):
+        return None
+    return job.future.result()
+
+
+def in_turn(fn: Callable, *args) -> Any:
+    """`fn(*args)` on one of the quick lane's threads, in turn with the analyses (e.g. an explanation and its
+    picture: work that costs what an analysis does, and allocates as much)."""
+    TRIM.touch()
+    return QUICK.submit(fn, *args).future.result()
+
+
+def request_arrival() -> float:
+    """When the request being handled reached Gradio's queue (time.monotonic()); now, outside Gradio's queue."""
+    event = current_event()
+    return event.enqueue_time if event is not None else time.monotonic()
+
+
+def current_event() -> Any:
+    """The Gradio queue event being handled in this thread, or None (a handler called directly, as tests do)."""
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+    return queue.event_ids_to_events.get(event_id) if queue is not None and event_id else None
 
 
 def progress_reporter(progress: gr.Progress, desc: str) -> Callable[[float], None]:
@@ -239,16 +392,137 @@ def progress_reporter(progress: gr.Progress, desc: str) -> Callable[[float], Non
 def api_endpoint(fn: Callable, inputs: list, outputs: list, name: str, description: str) -> None:
     """An endpoint for API clients only (no trigger on the page), such as `/predict`. API clients open a session per
     request, so it keeps nothing in one. Its own group, so calls are not held in Gradio's queue behind the page's
-    events: each waits for its turn to be analysed itself, at most BUSY_SECONDS (`analyse_upload`'s `wait`), and no
-    more than QUEUE_SIZE wait so."""
+    events: each is answered in time or told BUSY (`analyse_upload`'s `answer_by` and `wait`), and no more than
+    QUEUE_SIZE wait so."""
     gr.on(triggers=[], fn=fn, inputs=inputs, outputs=outputs, api_name=name, api_description=description,
           concurrency_id="api", concurrency_limit=QUEUE_SIZE)  # fmt: skip
 
 
+# ----------------------------------------------------------------------------- live streams
+
+
+@dataclass
+class Stream:
+    event: Any  # Gradio's queue event of the stream
+    started: float  # time.monotonic()
+    last: float  # when its last chunk came
+
+
+class StreamSlots:
+    """Who may stream to the live view: at most `size` streams at once, and one per visitor session (a new stream
+    of the same session takes its slot over). A stream that has sent nothing for `idle` seconds loses its slot and
+    is closed, so that an abandoned or silent stream holds nothing for long; a visitor who finds every slot taken is
+    told when one frees at the latest (each stream runs `limit` seconds at most).
+
+    Gradio holds an event, and one of its workers, for a stream until the stream ends; it closes one only when no
+    chunk came for its whole time limit. Here a stream is closed as Gradio's own close route does it.
+    """
+
+    def __init__(self, size: int, idle: float, limit: float):
+        self.size, self.idle, self.limit = size, idle, limit
+        self.lock = threading.Lock()
+        self.streams: dict[str, Stream] = {}  # session -> its stream
+        self.loop: asyncio.AbstractEventLoop | None = None  # Gradio's, where streams are closed
+        self.watch: threading.Thread | None = None
+
+    def enter(self, session: str) -> str | None:
+        """For each chunk's handler, with its visitor's `session` hash: None if this stream may go on; else, in plain
+        words, why not and when to try again, and the stream ends after this answer. Gradio names the stream's event
+        only to a stream's first chunk; a chunk of a stream never seen to begin (outside Gradio's queue, or from
+        before a restart) goes on."""
+        event, now = current_event(), time.monotonic()
+        if event is not None:
+            try:
+                self.loop = anyio.from_thread.run_sync(asyncio.get_running_loop)  # the loop of Gradio's worker thread
+            except RuntimeError:  # not one of Gradio's worker threads: streams are only closed by Gradio then
+                pass
+        with self.lock:
+            self.expire(now)
+            mine = self.streams.get(session)
+            if event is not None and mine is not None and mine.event is not event:  # the visitor's new stream
+                self.close(mine.event)
+                del self.streams[session]
+                mine = None
+            if mine is None and event is None:
+                return None
+            if mine is None and len(self.streams) >= self.size:
+                event.run_time = math.inf  # Gradio ends the stream once this chunk is answered
+                return self.full(now)
+            if mine is None:
+                mine = self.streams[session] = Stream(event, now, now)
+            mine.last = now
+            if self.watch is None:
+                self.watch = threading.Thread(target=self.run, daemon=True, name="live-slots")
+                self.watch.start()
+        return None
+
+    def full(self, now: float) -> str:
+        wait = max(5.0, min(s.started + self.limit for s in self.streams.values()) - now)
+        when = f"{math.ceil(wait / 60)} minutes" if wait > 90 else f"{math.ceil(wait / 5) * 5:.0f} seconds"
+        return (f"All {self.size} live microphones are in use. Try again in about {when}, or record a clip at the top "
+                "of the page.")  # fmt: skip
+
+    def expire(self, now: float) -> None:
+        """Free the slots of streams silent for `idle` seconds or past `limit`, and close those streams."""
+        for session, stream in list(self.streams.items()):
+            if now - stream.last > self.idle or now - stream.started > self.limit or stream.event.closed:
+                del self.streams[session]
+                self.close(stream.event)
+
+    def close(self, event: Any) -> None:
+        def close():  # what Gradio's /stream/{event_id}/close route does
+            event.run_time, event.closed = math.inf, True
+            event.signal.set()
+
+        try:
+            self.loop.call_soon_threadsafe(close)
+        except (AttributeError, RuntimeError):  # no loop yet, or the server has stopped
+            pass
+
+    def run(self) -> None:
+        """Expire idle streams even when no chunk comes at all (a daemon thread's target)."""
+        while True:
+            time.sleep(self.idle / 2)
+            with self.lock:
+                self.expire(time.monotonic())
+
+
+# ----------------------------------------------------------------------------- serving
+
+
+def refuse_plainly() -> None:
+    """Refuse a file that was not uploaded (a server path sent as the audio) with a plain gr.Error.
+
+    Gradio checks every input file before any handler runs, and refuses one outside its upload folder with an
+    `InvalidPathError` that it prints with a traceback, while the client gets `{"error": null}`; there is no hook
+    for it, so its check is wrapped (once per process) to raise the same refusal in plain words and log one line.
+    """
+    check = processing_utils._check_allowed
+    if getattr(check, "plain", False):
+        return
+
+    @functools.wraps(check)
+    def plain(path, check_in_upload_folder):
+        try:
+            return check(path, check_in_upload_folder)
+        except InvalidPathError as e:
+            log.info("refused: %s", e)
+            raise gr.Error(NOT_UPLOADED, print_exception=False) from None
+
+    plain.plain = True
+    processing_utils._check_allowed = plain
+
+
 def serve(demo: gr.Blocks, **kwargs):
-    """Queue and serve `demo` with the app's limits; kwargs go to `Blocks.launch` (theme, server_port, ...)."""
+    """Queue and serve `demo` with the app's limits; kwargs go to `Blocks.launch` (theme, server_port, ...).
+
+    Uploads are counted and swept by `uploads` (the sweeper is `demo.sweeper`, started here)."""
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
     # One analysis per core: CONCURRENCY analyses each using every core would fight over them (on 2 busy cores,
     # a model pass took 5 times longer with 2 torch threads than with 1).
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // CONCURRENCY))
+    refuse_plainly()
+    uploads.record_uploads(demo)
+    demo.sweeper = uploads.Sweeper(demo)
+    threading.Thread(target=demo.sweeper.run, daemon=True, name="sweeper").start()
     return demo.launch(max_file_size=MAX_FILE_SIZE, **kwargs)

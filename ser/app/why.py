@@ -60,17 +60,27 @@ def build(page: Page) -> None:
     def on_why(label, recent):
         return VIEWS["why"].render(replace(recent.shown if recent else Result(), why=label or None))
 
-    def on_explain(path, label):
-        result = serving.analyse_upload(model, path, keep=page.clips, wait=serving.BUSY_SECONDS)  # upload deleted
+    picture = page.placed["why"]
+
+    def drawn_explanation(result: Result) -> tuple:
+        # the explanation and its picture, made and encoded beside the analyses (same threads, same memory)
+        return result.why, picture.postprocess(VIEWS["why"].render(result)), render(result, ["notes"])[0]
+
+    def on_explain(path, label=None):
         if label and label not in model.labels:
+            if path:
+                serving.discard_upload(path, page.clips)  # its request is over: the upload goes as if analysed
             raise gr.Error(f"No emotion '{label}': this model knows {', '.join(model.labels)}.", print_exception=False)
+        answer_by = serving.request_arrival() + serving.ANSWER_SECONDS
+        result = serving.analyse_upload(model, path, keep=page.clips, answer_by=answer_by)  # upload deleted
         if result.error:
             raise gr.Error(result.error, print_exception=False)
-        explained = replace(result, why=label or result.analysis.label)
-        return explained.why, *render(explained, ["why"])  # the emotion's name, not the page's list of choices
+        return serving.in_turn(drawn_explanation, replace(result, why=label or result.analysis.label))
 
-    choice.input(on_why, inputs=[choice, page.recent], outputs=[page.placed["why"]], api_visibility="private",
+    choice.input(on_why, inputs=[choice, page.recent], outputs=[picture], api_visibility="private",
                  **FIGURES)  # fmt: skip
-    serving.api_endpoint(on_explain, [page.audio, choice], [page.placed[n] for n in API], "explain",
-                         "Why this emotion: the emotion explained (the most probable one unless one is given) and the "
-                         "log-mel picture with the parts that pushed the model towards it.")  # fmt: skip
+    choice.choices = [(label, label) for label in model.labels]  # what /explain takes, listed on the API page
+    serving.api_endpoint(on_explain, [page.audio, choice], [*(page.placed[n] for n in API), page.placed["notes"]],
+                         "explain", "Why this emotion: the emotion explained (the most probable one unless one is "
+                         "given), the log-mel picture with the parts that pushed the model towards it, and notes on "
+                         "the input (e.g. that it does not sound like speech).")  # fmt: skip
