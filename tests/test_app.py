@@ -28,7 +28,7 @@ from ser.app.how_it_works import STEP_TEXT, STEP_VIEWS
 from ser.app.serving import RecentResults, Result, analyse_upload
 from ser.app.views import DPI, FIGURE_WIDTH, VIEWS, render
 from ser.audio import too_long_error
-from ser.hub import ModelError
+from ser.hub import ModelError, load_model
 from ser.timeline import SILENCE
 
 ROOT = Path(app.__file__).resolve().parent
@@ -38,9 +38,11 @@ PICTURES = [n for n, v in VIEWS.items() if v.picture]
 # ----------------------------------------------------------------------------- the registry of views
 
 
-def test_every_view_renders_nothing_yet_an_error_and_an_analysis(model, tmp_path):
-    """The contract a new view signs: a value for the empty Result, an error, and an analysis; no figure left open."""
+def test_every_view_renders_nothing_yet_an_error_and_an_analysis(two_listener_dir, tmp_path):
+    """The contract a new view signs: a value for the empty Result, an error, and an analysis (by a model with both
+    listeners, so that their views have something to show); no figure left open."""
     loud = write(tmp_path / "loud.wav", np.clip(speech_like() * 8, -1, 1))
+    model = load_model(two_listener_dir)
     analysed = analyse_upload(model, str(loud), over_time=True)  # as the page analyses: with the timeline
     before = set(plt.get_fignums())
     for name, view in VIEWS.items():
@@ -52,7 +54,8 @@ def test_every_view_renders_nothing_yet_an_error_and_an_analysis(model, tmp_path
     assert set(plt.get_fignums()) == before
 
 
-def test_pictures_are_phone_width_figures_that_do_not_stay_open(model, wav):
+def test_pictures_are_phone_width_figures_that_do_not_stay_open(two_listener_dir, wav):
+    model = load_model(two_listener_dir)  # both listeners: every picture has something to draw
     result = analyse_upload(model, str(wav), over_time=True)  # as the page analyses: with the timeline
     before = set(plt.get_fignums())
     figs = render(result, PICTURES)
@@ -61,9 +64,9 @@ def test_pictures_are_phone_width_figures_that_do_not_stay_open(model, wav):
     assert set(plt.get_fignums()) == before
 
 
-def test_every_picture_has_readable_text(model, tmp_path):
+def test_every_picture_has_readable_text(two_listener_dir, tmp_path):
     """The smallest text of every picture, so that the browser test can tell its size on screen."""
-    recent = RecentResults()
+    model, recent = load_model(two_listener_dir), RecentResults()
     recent.show(analyse_upload(model, str(write(tmp_path / "x.wav", speech_like(1.5)))))
     shown = recent.show(analyse_upload(model, str(write(tmp_path / "voice.wav", speech_like(2.0, f0=160)))))
     figures = {n: v.render(shown) for n, v in VIEWS.items() if v.picture}
@@ -176,7 +179,7 @@ def test_the_page_is_built_from_the_rooms_and_the_registry(demo):
     assert {"verdict", "notes", "probabilities", "scores", "waveform", "log-mel"} <= ids
     tabs = [c["props"]["label"] for c in config["components"] if c["type"] == "tabitem"]
     assert tabs == [t.TITLE for t in TABS] == ["How it works", "Compare two voices", "Over time", "Why this emotion?",
-                                               "Live", "Act it out", "About the model"]  # fmt: skip
+                                               "Live", "Act it out", "Tune to my voice", "About the model"]  # fmt: skip
     assert {v.tab for v in VIEWS.values()} - {None} <= set(tabs)  # every view has a place on the page
     (predict,) = [d for d in config["dependencies"] if d["api_name"] == "predict"]
     by_id = {c["id"]: c["props"].get("elem_id") for c in config["components"]}
