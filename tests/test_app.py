@@ -26,6 +26,7 @@ from ser.app.about import confusion_figures, how_good_figure
 from ser.app.analyse import START
 from ser.app.how_it_works import STEP_TEXT, STEP_VIEWS
 from ser.app.serving import RecentResults, Result, analyse_upload
+from ser.app.streams import Stream, StreamSlots
 from ser.app.views import DPI, FIGURE_WIDTH, VIEWS, render
 from ser.audio import too_long_error
 from ser.hub import ModelError, load_model
@@ -81,8 +82,8 @@ def test_every_picture_has_readable_text(two_listener_dir, tmp_path):
 
 
 def test_messages_the_app_writes_are_plain():
-    live = serving.StreamSlots(8, 5, 300)
-    live.streams = {"a": serving.Stream(None, 0.0, 0.0)}
+    live = StreamSlots(8, 5, 300)
+    live.streams = {"a": Stream(None, 0.0, 0.0)}
     said = (START, serving.GONE, serving.NO_AUDIO, serving.BUSY, serving.NOT_UPLOADED, live.full(10.0),
             too_long_error("x", 3600, 5).plain)  # fmt: skip
     for message in (*said, *[t for pair in STEP_TEXT.values() for t in pair]):

@@ -7,7 +7,7 @@ import threading
 import time
 
 from ser.app import live, serving
-from ser.app.serving import StreamSlots
+from ser.app.streams import StreamSlots
 
 
 def test_the_live_stream_sends_a_chunk_twice_a_second_for_a_while_on_its_own_slots(demo):

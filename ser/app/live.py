@@ -1,7 +1,7 @@
 """The "Live" tab: a streaming microphone, judged about twice a second (`ser.live`): the bars, averaged over the
 last few seconds (`ser.live.RecentAverage`), a rolling spectrogram, and how far behind real time the answer is. Its
 own input and its own slots, apart from the analyses': one per visitor, held while the stream sends sound
-(`serving.StreamSlots`)."""
+(`streams.StreamSlots`)."""
 
 import gradio as gr
 
@@ -9,7 +9,8 @@ from ser import plots
 from ser.audio import AudioError
 from ser.live import SHOW_SECONDS, SMOOTH_SECONDS, LiveFrame, LiveSession, RecentAverage
 
-from .serving import StreamSlots, discard_upload
+from .serving import discard_upload
+from .streams import StreamSlots
 from .views import Page
 
 TITLE = "Live"
