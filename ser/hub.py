@@ -59,7 +59,7 @@ def load_model(name: str | os.PathLike | None = None) -> SERModel:
             raise
         # "runs/mine" reads as a Hub id only because no such folder exists here: say both
         raise ModelError(
-            f"'{name}' is neither a checkpoint folder in {Path.cwd()} nor a model from the Hugging Face Hub: {e}"
+            f"'{name}' is neither a checkpoint folder here nor a model from the Hugging Face Hub: {e}"
         ) from None
     return load_folder(folder, shown_as=f"'{repo_id}' on the Hugging Face Hub")
 
