@@ -179,8 +179,8 @@ def test_the_page_is_built_from_the_rooms_and_the_registry(demo):
     ids = {c["props"].get("elem_id") for c in config["components"]}
     assert {"verdict", "notes", "probabilities", "scores", "waveform", "log-mel"} <= ids
     tabs = [c["props"]["label"] for c in config["components"] if c["type"] == "tabitem"]
-    assert tabs == [t.TITLE for t in TABS] == ["How it works", "Compare two voices", "Over time", "Why this emotion?",
-                                               "Live", "Act it out", "Tune to my voice", "About the model"]  # fmt: skip
+    assert tabs == [t.TITLE for t in TABS] == ["How it works", "Compare two voices", "Over time", "Why?",
+                                               "Live", "Act it out", "My voice", "About the model"]  # fmt: skip
     assert {v.tab for v in VIEWS.values()} - {None} <= set(tabs)  # every view has a place on the page
     (predict,) = [d for d in config["dependencies"] if d["api_name"] == "predict"]
     by_id = {c["id"]: c["props"].get("elem_id") for c in config["components"]}

@@ -1,4 +1,4 @@
-"""The "Tune to my voice" tab: three recordings make a reference, every later analysis of this visitor uses it,
+"""The "My voice" tab: three recordings make a reference, every later analysis of this visitor uses it,
 and Forget my voice drops it."""
 
 import shutil

@@ -46,7 +46,7 @@ def test_timeline_and_why_of_an_upload(chromium, app_server, tmp_path):
         assert any(label in page.inner_text("#segments") for label in LABELS)
         page.screenshot(path=tmp_path / "over-time.png", full_page=True)
 
-        page.get_by_role("tab", name="Why this emotion?").click()
+        page.get_by_role("tab", name="Why?").click()
         shows_picture(page, "#why")
         first = page.locator("#why img").first.get_attribute("src")
         chosen = page.locator("#why-class input").input_value()

@@ -81,7 +81,7 @@ RESULTS = {
     "How it works": "#waveform img",
     "Compare two voices": "#compare-log-mel img",
     "Over time": "#timeline img",
-    "Why this emotion?": "#why img",
+    "Why?": "#why img",
     "Live": "#live-bars",
     "Act it out": "#game-task",
     "About the model": "#how-good img",

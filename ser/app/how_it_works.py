@@ -81,7 +81,7 @@ STEP_TEXT = {
         "The last layer's responses are averaged over time and turned into one score per emotion, scaled so that "
         "they add up to 100 %. The highest score is the model's answer; when no score stands out, it is a guess.",
     ),
-    "listeners": (
+    "second_listener": (
         "7. A second listener votes",
         "Steps 1 to 6 are one listener. A second one hears the same voice another way: a network that first learnt "
         "to tell thousands of people apart by their voices, then learnt emotions from speakers of five languages. "
@@ -102,7 +102,7 @@ def listeners_chart(result: Result) -> plt.Figure | None:
 
 STEP_VIEWS = {"waveform": waveform_chart, "stft": stft_chart, "mel_scale": mel_scale_chart,
               "decibels": decibel_chart, "layers": layers_chart, "answer": probability_values,
-              "listeners": listeners_chart}  # fmt: skip
+              "second_listener": listeners_chart}  # fmt: skip
 VIEWS.update({
     name: View(draw, captioned(*STEP_TEXT[name], "waveform" if name == "waveform" else f"step-{name}",
                                make=gr.Label if name == "answer" else gr.Plot), tab=TITLE, picture=name != "answer")

@@ -1,4 +1,4 @@
-"""The "Tune to my voice" tab: a visitor records a few sentences in their ordinary voice, and from then on the voice
+"""The "My voice" tab: a visitor records a few sentences in their ordinary voice, and from then on the voice
 listener judges each of their recordings against them (`ser.voice.Reference`, kind "voice") instead of against the
 voices it learnt from. The recordings' voice features live in the visitor's session (`serving.RecentResults`);
 the recordings themselves are deleted once read, like every upload.
@@ -12,7 +12,7 @@ from ser.voice import ADAPT_K
 from . import serving
 from .views import Page
 
-TITLE = "Tune to my voice"
+TITLE = "My voice"
 KEEP = 5  # the latest recordings a visitor's voice is made of
 
 

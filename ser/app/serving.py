@@ -195,7 +195,7 @@ def _analysed(model, path, keep, wait, over_time, progress, answer_by, reference
             analysis = adapted(model, analysis, reference)
             analysis.notes.append(
                 f"Tuned to your voice from {reference.n} recordings: the voice listener compared this one with "
-                "them. If someone else is speaking, press Forget my voice in the Tune to my voice tab."
+                "them. If someone else is speaking, press Forget my voice in the My voice tab."
             )
         intended = classroom.parse_example(clip).emotion if clip else None
         return Result(analysis, model=model, timeline=over, intended=intended, name=input_name(path, clip),

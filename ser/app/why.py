@@ -14,7 +14,7 @@ from . import serving
 from .serving import Result
 from .views import FIGURES, VIEWS, Page, View, captioned, figure_view, place, render
 
-TITLE = "Why this emotion?"
+TITLE = "Why?"
 API = ("why_class", "why")  # what /explain returns, in this order: (the emotion explained, Plot)
 
 
