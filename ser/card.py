@@ -78,6 +78,9 @@ VOICE_SOURCE = (
 )
 
 
+# The confidence words (the app's verdict, the offline page): below UNSURE_TOP, or within UNSURE_MARGIN of the
+# runner-up, "unsure"; from CONFIDENT_TOP on, "confident" (where `may_say_confident`); between, "fairly sure".
+UNSURE_TOP, UNSURE_MARGIN = 0.40, 0.15
 CONFIDENT_TOP = 0.70  # the top probability from which the app may call an answer "confident"
 
 

@@ -1,4 +1,5 @@
-"""`python -m ser predict | evaluate | push`: batch prediction, evaluation and Hub upload."""
+"""`python -m ser predict | evaluate | card | export | offline | push`: batch prediction, evaluation, the model card,
+ONNX export and the offline page, Hub upload."""
 
 import argparse
 import contextlib
@@ -174,6 +175,18 @@ def cmd_card(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """One ONNX graph from 16 kHz samples to every listener's probabilities (ser.export), checked against PyTorch."""
+    from .export import check, export
+
+    model = load_model(args.checkpoint)
+    out = export(model, args.out)
+    worst = check(model, out)
+    size = out.stat().st_size / 2**20
+    print(f"wrote {out} ({size:.1f} MiB); onnxruntime and PyTorch differ by {worst:.1e} at most on test audio")
+    return 0
+
+
 def cmd_push(args) -> int:
     url = push(args.checkpoint, args.repo_id, private=args.private)
     print(f"pushed {args.checkpoint} to {url}")
@@ -229,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     ca = sub.add_parser("card", help="write a checkpoint's model card again from its metrics.json")
     ca.add_argument("checkpoint", help="checkpoint folder with metrics.json and train_config.json")
     ca.set_defaults(func=cmd_card)
+
+    ex = sub.add_parser("export", help="the model as one ONNX graph, from 16 kHz samples to probabilities")
+    ex.add_argument("checkpoint", help="checkpoint folder, or Hub id or URL")
+    ex.add_argument("out", help="the .onnx file to write")
+    ex.set_defaults(func=cmd_export)
 
     pu = sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub")
     pu.add_argument("checkpoint", help="checkpoint folder (config.json + model.safetensors + model card)")

@@ -31,6 +31,7 @@ SPEECH_THRESHOLD = 0.5  # Silero's own default: a frame at or above it is speech
 VAD_PEAK = 0.5  # inputs are scaled to this peak first: the detector judges the sound, not how loud it is
 LEAD_FRAMES = 8  # 256 ms of silence put before the audio: the detector misses speech that starts at its first frame
 BATCH_FRAMES = 512  # frames per pass (16 s): bounds memory for long recordings, same result as one pass
+ENCODER_STRIDES = (1, 2, 2, 1)  # of the network's four convolutions (its TorchScript code, `_conv_forward`)
 
 # torch 2.13 deprecates TorchScript loading; silero-vad ships its model as TorchScript (or ONNX, which would need
 # onnxruntime). Filtered once here, not with catch_warnings, which is not thread-safe.
@@ -41,31 +42,63 @@ _DETECTOR = None
 
 
 class _Detector(torch.nn.Module):
-    """Silero VAD's 16 kHz network with its frame loop reordered: front end over all frames, then the LSTM."""
+    """Silero VAD's 16 kHz network with its frame loop reordered: front end over all frames, then the LSTM.
+
+    Rebuilt from the package's TorchScript file as plain layers with its weights (a Fourier basis as a strided
+    convolution, four 1-D convolutions, an LSTM cell run as an LSTM, a 1x1 convolution), so that it also exports
+    to ONNX (`ser.export`)."""
 
     def __init__(self, jit: torch.jit.ScriptModule):
         super().__init__()
-        net = jit._model  # the 16 kHz network: STFT -> conv encoder -> LSTM cell -> 1x1 conv + sigmoid
+        net = jit._model  # the 16 kHz network: STFT -> conv encoder -> LSTM cell -> ReLU, 1x1 conv, sigmoid
         self.context = int(net.context_size_samples)  # samples of the previous frame each frame also sees
-        self.front, self.encoder, self.head = net.run_extractors, net.encoder, net.decoder.decoder
-        cell = net.decoder.rnn
+        self.hop, self.n_fft = int(net.stft.hop_length), int(net.stft.filter_length)
+        self.register_buffer("basis", net.stft.forward_basis_buffer.detach().clone())  # (2 * bins, 1, n_fft)
+        convs = [block.reparam_conv for block in net.encoder.children()]
+        self.encoder = torch.nn.ModuleList()
+        for conv, stride in zip(convs, ENCODER_STRIDES):  # each a 3-wide conv + ReLU
+            layer = torch.nn.Conv1d(conv.weight.shape[1], conv.weight.shape[0], 3, stride=stride, padding=1)
+            layer.load_state_dict({"weight": conv.weight, "bias": conv.bias})
+            self.encoder.append(layer)
+        cell, out = net.decoder.rnn, dict(net.decoder.decoder.named_children())["2"]
         self.lstm = torch.nn.LSTM(cell.input_size, cell.hidden_size, batch_first=True)
+        self.out = torch.nn.Conv1d(out.weight.shape[1], 1, 1)
         with torch.no_grad():  # an LSTM over a sequence is exactly the cell stepped through it
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 getattr(self.lstm, f"{name}_l0").copy_(getattr(cell, name))
+            self.out.load_state_dict({"weight": out.weight, "bias": out.bias})
+        self.requires_grad_(False)
         self.eval()
+
+    def front(self, windows: torch.Tensor) -> torch.Tensor:
+        """Windows (frames, context + FRAME) -> features (frames, 128): magnitude spectrum, then the encoder."""
+        x = torch.nn.functional.pad(windows, (0, self.n_fft // 4), mode="reflect").unsqueeze(1)
+        spec = torch.nn.functional.conv1d(x, self.basis, stride=self.hop)
+        bins = self.n_fft // 2 + 1
+        x = torch.sqrt(spec[:, :bins] ** 2 + spec[:, bins:] ** 2)
+        for layer in self.encoder:
+            x = torch.relu(layer(x))
+        return x.squeeze(-1)
+
+    def windows(self, audio: torch.Tensor) -> torch.Tensor:
+        """(samples,) -> (frames, context + FRAME): each frame with the context before it; the last zero-padded."""
+        padded = torch.cat([audio.new_zeros(self.context), audio, audio.new_zeros(FRAME - 1)])
+        frames = (audio.shape[0] + FRAME - 1) // FRAME
+        index = torch.arange(frames).unsqueeze(1) * FRAME + torch.arange(self.context + FRAME).unsqueeze(0)
+        return padded[index]
+
+    def scores(self, features: torch.Tensor, state=None) -> tuple[torch.Tensor, tuple]:
+        """Features (frames, 128) -> speech probability per frame (frames,), and the LSTM's state after them."""
+        hidden, state = self.lstm(features.unsqueeze(0), state)  # (1, frames, 128)
+        return torch.sigmoid(self.out(torch.relu(hidden[0]).unsqueeze(-1))).reshape(-1), state
 
     @torch.inference_mode()
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """Speech probability per frame, (frames,), of 16 kHz audio (samples,); the last frame zero-padded."""
-        frames = -(-len(audio) // FRAME)
-        padded = torch.nn.functional.pad(audio, (self.context, frames * FRAME - len(audio)))
-        windows = padded.unfold(0, FRAME + self.context, FRAME)  # (frames, context + FRAME), a view
-        state, probs = None, []
-        for start in range(0, frames, BATCH_FRAMES):
-            features = self.encoder(self.front(windows[start : start + BATCH_FRAMES])).squeeze(-1)  # (b, 128)
-            hidden, state = self.lstm(features.unsqueeze(0), state)  # (1, b, 128)
-            probs.append(self.head(hidden.squeeze(0).unsqueeze(-1)).reshape(-1))  # (b,)
+        windows, state, probs = self.windows(audio), None, []
+        for start in range(0, len(windows), BATCH_FRAMES):
+            p, state = self.scores(self.front(windows[start : start + BATCH_FRAMES]), state)
+            probs.append(p)
         return torch.cat(probs) if probs else torch.zeros(0)
 
 

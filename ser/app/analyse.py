@@ -21,10 +21,9 @@ from . import serving
 from .serving import Result
 from .views import RIGHT, VIEWS, WRONG, Page, View, figure_view, icon, place, probability_values, render
 
-# The confidence words, decided in one place (`confidence`): below this top probability, or this margin to the
-# runner-up, "unsure"; from CONFIDENT_TOP on, "confident"; between, "fairly sure".
-UNSURE_TOP, UNSURE_MARGIN = 0.40, 0.15
-CONFIDENT_TOP = card.CONFIDENT_TOP  # and only where the model keeps the promise (card.may_say_confident)
+# The confidence words, decided in one place (`confidence`) with the thresholds of ser.card (the offline page reads
+# the same ones from the exported graph's metadata).
+UNSURE_TOP, UNSURE_MARGIN, CONFIDENT_TOP = card.UNSURE_TOP, card.UNSURE_MARGIN, card.CONFIDENT_TOP
 START = "Record a short sentence (2 to 10 seconds) or upload a clip, then press **Analyse**."
 API = ("verdict", "scores", "notes")  # what /predict returns, in this order: (Markdown, Label value, Markdown)
 
