@@ -267,6 +267,26 @@ def two_listeners(model: ser.SERModel, clip: np.ndarray, runs: int) -> dict:
     return {"analysis": summary(whole), "voice_listener": summary(voice), "threads": 1}
 
 
+def onnx_graph(model: ser.SERModel, clip: np.ndarray, runs: int) -> dict:
+    """The exported graph (`python -m ser export`): its size, and milliseconds per 3 s clip in onnxruntime on one
+    thread beside `ser.analyse` on one torch thread, on the same clip in the same run."""
+    from ser.export import export, run, session
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export(model, Path(tmp) / "model.onnx")
+        size_mb = path.stat().st_size / 1e6
+        sess = session(path, threads=1)
+        ort = timed(lambda: run(sess, clip), runs)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sr = model.feature_config.sample_rate
+        pytorch = timed(lambda: ser.analyse(model, clip, sr), runs)
+    finally:
+        torch.set_num_threads(threads)
+    return {"file_mb": size_mb, "onnxruntime": summary(ort), "pytorch": summary(pytorch), "threads": 1}
+
+
 def measure(model_name: str | None, quick: bool = False, log=print) -> dict:
     """Every in-process figure, as one dict (see `bench/run_all.py` for its place in the results file)."""
     runs = 20 if quick else 200
@@ -280,6 +300,8 @@ def measure(model_name: str | None, quick: bool = False, log=print) -> dict:
     log("inference, 3 s clip: " + json.dumps(out["inference"], default=round))
     out["two_listeners"] = two_listeners(model, clip, max(10, runs // 4))
     log("two listeners, 3 s clip, 1 thread: " + json.dumps(out["two_listeners"], default=round))
+    out["onnx"] = onnx_graph(model, clip, max(10, runs // 4))
+    log("ONNX graph, 3 s clip, 1 thread: " + json.dumps(out["onnx"], default=round))
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads // 2))  # as app.py runs analyses: two at a time, the cores split between them
     out["stages_ms"], out["stages_threads"] = stages(model, clip, runs), torch.get_num_threads()

@@ -122,6 +122,13 @@ def speed_rows(r: dict) -> list[list[str]]:
             f"alone {ms(two['voice_listener']['median_ms'])}",
             f"<= {TARGET_FUSED_MS:g} ms: {mark(ok)}",
         ])  # fmt: skip
+    if graph := core.get("onnx"):
+        rows.append([
+            "The ONNX graph (`python -m ser export`: every listener, front ends inside), per 3 s clip, 1 thread",
+            f"{graph['file_mb']:.1f} MB; onnxruntime median {ms(graph['onnxruntime']['median_ms'])}, PyTorch "
+            f"(`ser.analyse`) {ms(graph['pytorch']['median_ms'])} in the same run",
+            "",
+        ])  # fmt: skip
     rows += [
         ["Log-mel features of a 3 s clip", f"{core['features']['clips_per_s']:,.0f} clips/s", ""],
         [

@@ -101,6 +101,16 @@ def may_say_confident(metrics: dict) -> bool:
     return share is None or (share[0] >= CONFIDENT_TOP and share[1] >= 30)
 
 
+def calibration_shown(metrics: dict) -> str:
+    """Where the card shows what calibration does: the cross-validation's ECE column, the reliability table, or
+    nowhere (then it says so)."""
+    if any("ece" in m for m in (metrics.get("cross_validation") or {}).values()):
+        return "the ECE figures below show what that does for speakers it has not heard"
+    if (metrics.get("voice") or {}).get("reliability"):
+        return "the reliability table below shows how often the answer, both listeners fused, was right at each level of confidence"
+    return "how well that holds was not measured"
+
+
 def cnn_corpora(metrics: dict) -> str:
     """' on RAVDESS and EmoDB'-style words for the CNN's training corpora when the voice head used more ('' if not)."""
     speakers = metrics.get("training", {}).get("train_speakers") or []
@@ -343,8 +353,7 @@ def render_card(model: SERModel, metrics: dict, data_args: list[str], augmented:
         + (", and a pretrained voice encoder" if model.voice is not None else ""),
         summary(model)
         + f" The CNN's probabilities are temperature-calibrated (T = {model.config.temperature:.2f}, fitted on "
-        f"{training.get('temperature_fitted_on', 'validation speakers')}; the ECE figures below show what that does "
-        "for speakers it has not heard).",
+        f"{training.get('temperature_fitted_on', 'validation speakers')}; {calibration_shown(metrics)}).",
         voice_summary(model),
         "## Training data",
         training_data(data_args),
