@@ -100,15 +100,30 @@ def parse_example(path: Path) -> Example:
     return Example(path, emotion)
 
 
-def train_speakers(metrics: dict, data_args: list[str] | None = None) -> set[str] | None:
+def train_speakers(
+    metrics: dict, data_args: list[str] | None = None, voice_info: dict | None = None
+) -> set[str] | None:
     """The speakers a model was trained on: metrics.json's list, else every speaker ("<corpus>:*") of the corpora
-    in train_config.json's `data` (`data_args`) when no speaker was held out; None when neither can tell."""
+    in train_config.json's `data` (`data_args`) when no speaker was held out; None when neither can tell.
+
+    With a voice listener (`voice_info`, the rest of its voice.json), every speaker of the corpora its head trained
+    on is added ("<corpus>:*"), less the speakers it kept out ("-<corpus>:<speaker>"): see `heard`."""
     training = metrics.get("training") or {}
     if training.get("train_speakers") is not None:
-        return set(training["train_speakers"])
-    if data_args and training.get("validation_speakers") == [] and not training.get("excluded_speakers"):
-        return {f"{c}:*" for c in corpora_of(data_args)}
-    return None
+        cnn = set(training["train_speakers"])
+    elif data_args and training.get("validation_speakers") == [] and not training.get("excluded_speakers"):
+        cnn = {f"{c}:*" for c in corpora_of(data_args)}
+    else:
+        return None
+    if not voice_info or not voice_info.get("trained_on"):
+        return cnn
+    kept_out = {f"-{s}" for s in voice_info.get("excluded_speakers", []) if s not in cnn}
+    return cnn | {f"{c}:*" for c in voice_info["trained_on"]} | kept_out
+
+
+def heard(speaker: str, corpus: str, trained_on: set[str]) -> bool:
+    """Whether `train_speakers`' set says the model was trained on this speaker ("corpus:speaker")."""
+    return speaker in trained_on or (f"{corpus}:*" in trained_on and f"-{speaker}" not in trained_on)
 
 
 def split_examples(examples: list[Example], trained_on: set[str] | None) -> tuple[list[Example], list[Example]]:
@@ -118,8 +133,8 @@ def split_examples(examples: list[Example], trained_on: set[str] | None) -> tupl
     """
     if trained_on is None:
         return list(examples), []
-    heard = [e for e in examples if e.speaker in trained_on or f"{e.corpus}:*" in trained_on]
-    return [e for e in examples if e not in heard], heard
+    was_heard = [e for e in examples if heard(e.speaker, e.corpus, trained_on)]
+    return [e for e in examples if e not in was_heard], was_heard
 
 
 # ----------------------------------------------------------------------------- "Act it out"

@@ -98,7 +98,8 @@ def known_voices(model) -> set[str] | None:
     metrics.json and train_config.json in its folder; None when they do not say."""
     files = {n: model.source_dir / n for n in ("metrics.json", "train_config.json") if model.source_dir}
     read = {n: json.loads(f.read_text()) if f.is_file() else {} for n, f in files.items()}
-    return classroom.train_speakers(read.get("metrics.json", {}), read.get("train_config.json", {}).get("data"))
+    voice = model.voice.info if model.voice is not None else None
+    return classroom.train_speakers(read.get("metrics.json", {}), read.get("train_config.json", {}).get("data"), voice)
 
 
 def cmd_evaluate(args) -> int:
@@ -126,7 +127,7 @@ def cmd_evaluate(args) -> int:
                 for k, v in logps.items()
                 if k != "fused"
             }
-        known = [s for s in clips.speakers if trained_on and (s in trained_on or f"{corpus}:*" in trained_on)]
+        known = [s for s in clips.speakers if trained_on and classroom.heard(s, corpus, trained_on)]
         m["clips_of_training_speakers"] = len(known) if trained_on is not None else None
         if known or trained_on is None:
             said = (

@@ -179,3 +179,16 @@ def test_scoring_and_tally():
     assert tally2 == {"sad": (2, 1), "happy": (1, 1)}
     assert classroom.tally_rows(tally2, LABELS) == [["happy", 1, 1], ["sad", 2, 1], ["all", 3, 2]]
     assert classroom.tally_rows({}, LABELS) == []
+
+
+def test_speakers_the_voice_listener_heard_count_as_heard_but_those_it_kept_out_do_not():
+    """The shipped model's CNN heard RAVDESS 01-18 and EmoDB; its voice head all five corpora but RAVDESS 19-20. An
+    ASED voice was heard (by the head), RAVDESS 19 was not (by either), so the examples and `evaluate` say so."""
+    metrics = {"training": {"train_speakers": ["ravdess:01", "emodb:03"]}}
+    voice = {"trained_on": ["ased", "emodb", "ravdess"], "excluded_speakers": ["ravdess:19", "ravdess:20"]}
+    cnn_only = classroom.train_speakers(metrics)
+    both = classroom.train_speakers(metrics, None, voice)
+    assert not classroom.heard("ased:M01", "ased", cnn_only) and classroom.heard("ased:M01", "ased", both)
+    assert classroom.heard("ravdess:01", "ravdess", both) and classroom.heard("ravdess:05", "ravdess", both)
+    assert not classroom.heard("ravdess:19", "ravdess", both) and not classroom.heard("nemo:x", "nemo", both)
+    assert classroom.train_speakers({}, None, voice) is None  # the CNN's speakers unknown: cannot tell

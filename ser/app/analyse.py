@@ -143,7 +143,8 @@ def example_clips(page: Page) -> gr.helpers.Examples | None:
     folder, model = page.examples, page.model
     files = sorted(p for p in folder.glob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if folder else []
     config = page.files.get("train_config.json")
-    trained_on = classroom.train_speakers(page.metrics, json.loads(config.read_text()).get("data") if config else None)
+    data = json.loads(config.read_text()).get("data") if config else None
+    trained_on = classroom.train_speakers(page.metrics, data, model.voice.info if model.voice is not None else None)
     offered, withheld = classroom.split_examples([classroom.parse_example(p) for p in files], trained_on)
     if withheld:
         serving.log.warning(
