@@ -215,7 +215,8 @@ def test_only_what_a_visitor_needs_is_on_the_api_page(crowd):
 
     url, *_ = crowd
     api = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
-    assert set(api["named_endpoints"]) == {"/predict", "/timeline", "/explain"} and not api["unnamed_endpoints"]
+    tools = {"/emotion_of_recording", "/emotion_over_time"}  # the MCP tools (ser/app/mcp_tools.py)
+    assert set(api["named_endpoints"]) == {"/predict", "/timeline", "/explain", *tools} and not api["unnamed_endpoints"]
     (label,) = [p for p in api["named_endpoints"]["/explain"]["parameters"] if p["parameter_name"] == "label"]
     assert label["parameter_has_default"]
 

@@ -10,6 +10,7 @@
     analyse.py       the input, the answer beside it, the example clips, /predict
     how_it_works.py, compare.py, over_time.py (/timeline), why.py (/explain), live.py, act_it_out.py, about.py:
                      one tab each
+    mcp_tools.py     the analyses as MCP tools for assistants (emotion_of_recording, emotion_over_time), JSON
 
 Importing `ser` never imports Gradio; importing `ser.app` does. docs/architecture.md has the whole house.
 """

@@ -13,7 +13,7 @@ import gradio as gr
 
 from ser.model import SERModel
 
-from . import analyse, serving, views
+from . import analyse, mcp_tools, serving, views
 from .browser import CSS, FOLD_EXAMPLES, MIC_HELP, RAW_MIC, THEME
 
 # The tabs in the page's order, each a module of ser/app/; their pictures are drawn in this order too.
@@ -60,6 +60,7 @@ def build_demo(
                         with gr.Tab(tab.TITLE, id=tab.__name__.rsplit(".", 1)[-1]):  # its module's name
                             tab.build(page)
         views.wire(page, triggers)
+        mcp_tools.build(page)  # the analyses as MCP tools, for assistants
         demo.load(None, js=FOLD_EXAMPLES)
     return demo
 

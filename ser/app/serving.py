@@ -28,6 +28,7 @@ import torch
 from gradio import processing_utils
 from gradio.context import LocalContext
 from gradio.exceptions import InvalidPathError
+from gradio.mcp import GradioMCPServer
 
 from ser import classroom
 from ser.audio import AudioError, audio_duration
@@ -60,7 +61,8 @@ LONG_NICE = 10  # the long lane's threads run this much nicer: a quick analysis 
 IDLE_TRIM_SECONDS = 10.0
 # Ten minutes of the largest common recording, 16-bit 48 kHz stereo WAV (115 MB, 110 MiB); compressed files this size
 # last hours, and the timeline reads only their first TIMELINE_SECONDS.
-MAX_FILE_SIZE = "120mb"  # Gradio counts mb as MiB: 126 MB
+MAX_FILE_BYTES = 120 * 1024**2  # 126 MB
+MAX_FILE_SIZE = f"{MAX_FILE_BYTES // 1024**2}mb"  # as Gradio takes it: it counts mb as MiB
 TIMELINE_SECONDS = 600  # the timeline follows 10 minutes at most: about 15 s on 2 cores (bench/bench_timeline.py)
 SESSION_SECONDS = 600  # a visitor's recent results stay this long after their last analysis (API calls keep none)
 RECENT = 2  # results kept per visitor: enough to answer Analyse pressed again on an upload already deleted
@@ -387,10 +389,12 @@ def progress_reporter(progress: gr.Progress, desc: str) -> Callable[[float], Non
 
 
 def api_endpoint(fn: Callable, inputs: list, outputs: list, name: str, description: str) -> None:
-    """An endpoint for API clients only (no trigger on the page), such as `/predict`. API clients open a session per
-    request, so it keeps nothing in one. Its own group, so calls are not held in Gradio's queue behind the page's
+    """An endpoint for gradio_client only (no trigger on the page), such as `/predict`. API clients open a session
+    per request, so it keeps nothing in one. Its own group, so calls are not held in Gradio's queue behind the page's
     events: each is answered in time or told BUSY (`analyse_upload`'s `answer_by` and `wait`), and no more than
-    QUEUE_SIZE wait so."""
+    QUEUE_SIZE wait so. Not an MCP tool (`tools_only`): it answers pictures and Markdown, which an assistant cannot
+    use; `mcp_tools` has the tools."""
+    fn.mcp_tool = False
     gr.on(triggers=[], fn=fn, inputs=inputs, outputs=outputs, api_name=name, api_description=description,
           concurrency_id="api", concurrency_limit=QUEUE_SIZE)  # fmt: skip
 
@@ -421,15 +425,39 @@ def refuse_plainly() -> None:
     processing_utils._check_allowed = plain
 
 
+def tools_only() -> None:
+    """Leave the endpoints marked `mcp_tool = False` (`api_endpoint`'s) out of Gradio's MCP server.
+
+    Gradio makes every documented endpoint a tool, and its one switch, `api_visibility="undocumented"`, would also
+    take them off the page's API list, where gradio_client users find them; so the MCP server's own list of tools
+    (which its tool listing, calls and schema all read) is filtered, once per process.
+    """
+    listed = GradioMCPServer.get_tool_to_endpoint
+    if getattr(listed, "tools_only", False):
+        return
+
+    @functools.wraps(listed)
+    def tools(server: GradioMCPServer) -> dict[str, str]:
+        fn = lambda endpoint: getattr(server.get_block_fn_from_endpoint_name(endpoint), "fn", None)
+        return {tool: e for tool, e in listed(server).items() if getattr(fn(e), "mcp_tool", True)}
+
+    tools.tools_only = True
+    GradioMCPServer.get_tool_to_endpoint = tools
+
+
 def serve(demo: gr.Blocks, **kwargs):
     """Queue and serve `demo` with the app's limits; kwargs go to `Blocks.launch` (theme, server_port, ...).
 
-    Uploads are counted and swept by `uploads` (the sweeper is `demo.sweeper`, started here)."""
+    Uploads are counted and swept by `uploads` (the sweeper is `demo.sweeper`, started here). The MCP server
+    (`mcp_tools`, at /gradio_api/mcp/) is on unless `mcp_server=False` or GRADIO_MCP_SERVER=false, Gradio's own
+    switch, whose default (off) is turned round here."""
+    kwargs.setdefault("mcp_server", os.environ.get("GRADIO_MCP_SERVER", "true").lower() == "true")
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
     # One analysis per core: CONCURRENCY analyses each using every core would fight over them (on 2 busy cores,
     # a model pass took 5 times longer with 2 torch threads than with 1).
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // CONCURRENCY))
     refuse_plainly()
+    tools_only()
     uploads.record_uploads(demo)
     demo.sweeper = uploads.Sweeper(demo)
     threading.Thread(target=demo.sweeper.run, daemon=True, name="sweeper").start()

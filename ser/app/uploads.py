@@ -10,17 +10,27 @@ Gradio's own sweep (`delete_cache`) is not used: in gradio 6.31 it iterates the 
 to, so an upload during a pass raises "Set changed size during iteration", which ends its task for good, and it has
 no cap. `Sweeper` works on copies, survives any error, and only ever deletes inside the upload folder. The example
 clips are never there: they are served from their own folder (`gr.set_static_paths`).
+
+MCP clients cannot upload with a request: they name a file by URL. `handed_file` turns that URL into a file in the
+upload folder, counted like an upload, so that it lives and goes as one does.
 """
 
+import base64
+import binascii
 import logging
+import mimetypes
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import gradio as gr
+from gradio import processing_utils
 from gradio.utils import get_upload_folder
+from gradio_client.utils import strip_invalid_filename_characters, synchronize_async
 
 log = logging.getLogger("app")
 
@@ -33,6 +43,11 @@ ORPHAN_SECONDS = 300.0
 # (32 requests of a few MB each), well below a small server's disk; a burst of large uploads that nothing reads
 # (126 MB each, ~240 MB/s) overshoots it for at most one sweep.
 CAP_BYTES = 2 * 1024**3
+FILE_ROUTE = "/gradio_api/file="  # Gradio serves a file it stored at http://HOST/gradio_api/file=PATH
+HOW_TO_SEND = (
+    "upload the file to this app (POST it to /gradio_api/upload, or use Gradio's upload_file_to_gradio tool) and "
+    "send the URL of what it stored, or send a public http(s) URL of the file, or a data:audio/...;base64 URL"
+)
 
 
 def _key(path: str | os.PathLike) -> str:
@@ -107,6 +122,79 @@ def uploaded_file_read(path: str | os.PathLike) -> None:
     """The request that brought `path` has read it: delete it unless another upload of it is still to be read."""
     if inside_uploads(path) and UPLOADS.read(path):
         delete(path)
+
+
+class NotHanded(ValueError):
+    """A file named by URL that the app cannot take; `str(e)` says why and what to do, in one plain line."""
+
+
+def handed_file(url: str, max_bytes: int) -> str:
+    """The file an API caller names by URL (MCP clients can only name one), as a path in the upload folder that is
+    deleted once read (`uploaded_file_read`) and swept if never read:
+
+    - a file this app stored: the path its upload route answered, or that path as a URL (`FILE_ROUTE`, what Gradio's
+      upload_file_to_gradio tool gives); it was counted when uploaded;
+    - a `data:...;base64,` URL, written there;
+    - any other http(s) URL, fetched with Gradio's own guard against private and local addresses.
+
+    Raises `NotHanded` for anything else, a file gone, a fetch that failed or more than `max_bytes`.
+    """
+    url = (url or "").strip()
+    stored = unquote(url.split(FILE_ROUTE, 1)[1]) if FILE_ROUTE in url else url
+    if stored and inside_uploads(stored):
+        if not os.path.isfile(stored):
+            raise NotHanded("That file is gone: files are deleted once analysed, and unread ones after a few "
+                            "minutes. Upload it again.")  # fmt: skip
+        return _key(stored)
+    if url.startswith("data:"):
+        return _stored(*_decoded(url, max_bytes))
+    if url.startswith(("http://", "https://")):
+        return _stored(*_fetched(url, max_bytes))
+    raise NotHanded(f"No recording at '{url[:80]}': {HOW_TO_SEND}." if url else f"No recording: {HOW_TO_SEND}.")
+
+
+def _too_big(size: int, max_bytes: int) -> NotHanded:
+    return NotHanded(f"This file is too big ({size / 1024**2:.0f} MB): send one of {max_bytes / 1024**2:.0f} MB "
+                     "at most, e.g. the part you want analysed.")  # fmt: skip
+
+
+def _decoded(url: str, max_bytes: int) -> tuple[bytes, str]:
+    header, _, payload = url.partition(",")
+    if not header.endswith(";base64"):
+        raise NotHanded("A data: URL must hold base64, as data:audio/wav;base64,UklGR...")
+    if (size := len(payload) * 3 // 4) > max_bytes:
+        raise _too_big(size, max_bytes)
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise NotHanded("This data: URL is not valid base64: encode the whole file again.") from None
+    mime = header[len("data:") : -len(";base64")].split(";")[0].lower()
+    return data, "recording" + (mimetypes.guess_extension(mime) or (".wav" if "wav" in mime else ""))
+
+
+def _fetched(url: str, max_bytes: int) -> tuple[bytes, str]:
+    try:  # refuses private, local and link-local addresses, and checks each redirect again
+        response = synchronize_async(processing_utils.async_ssrf_protected_get, url)
+    except Exception as e:  # any failure is the caller's to hear about in plain words; the detail is logged
+        log.info("could not fetch %s: %s", url, e)
+        raise NotHanded(
+            f"Could not fetch '{url[:80]}' (only a public address that answers can be): {HOW_TO_SEND}."
+        ) from None
+    if response.status_code != 200:
+        raise NotHanded(f"Fetching '{url[:80]}' failed (HTTP {response.status_code}): check the URL, or {HOW_TO_SEND}.")
+    if len(response.content) > max_bytes:
+        raise _too_big(len(response.content), max_bytes)
+    return response.content, strip_invalid_filename_characters(Path(urlparse(url).path).name) or "recording"
+
+
+def _stored(data: bytes, name: str) -> str:
+    """`data` written in a folder of its own in the upload folder (`delete` takes both) and counted as an upload."""
+    folder = Path(get_upload_folder()) / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    path = _key(folder / name)
+    Path(path).write_bytes(data)
+    UPLOADS.update([path])
+    return path
 
 
 def record_uploads(demo: gr.Blocks) -> None:
