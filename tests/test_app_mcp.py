@@ -127,7 +127,7 @@ def test_bad_input_is_refused_in_the_pages_plain_words(app_server, model, tmp_pa
         ("emotion_of_recording", {"audio": once}),
         ("emotion_of_recording", {"audio": once}),  # analysed and deleted by the call before
         ("emotion_of_recording", {"audio": "/etc/passwd"}),
-        ("emotion_of_recording", {"audio": f"{url}nothing.wav"}),  # a local address: never fetched
+        ("emotion_of_recording", {"audio": f"{url}nothing.wav"}),  # another address: never fetched
         ("emotion_of_recording", {"audio": "data:audio/wav;base64,@@@"}),
     )
     texts = [r.content[0].text if r.isError else None for r in results]
@@ -138,7 +138,7 @@ def test_bad_input_is_refused_in_the_pages_plain_words(app_server, model, tmp_pa
     assert texts[0] == "We could not hear anything. Check that the microphone is on and not muted, then record again."
     assert texts[2] is None and texts[3].startswith("That file is gone")
     assert texts[4].startswith("No recording at '/etc/passwd': upload the file")
-    assert texts[5].startswith("Could not fetch") and "not valid base64" in texts[6]
+    assert texts[5].startswith("This app does not fetch") and "not valid base64" in texts[6]
     for text in texts[:2] + texts[3:]:
         assert "\n" not in text and "Traceback" not in text and "Error" not in text
     assert "Traceback" not in capfd.readouterr().err  # nor in the server's log

@@ -58,8 +58,8 @@ Returns:
 
 AUDIO = (
     "the recording, as a URL: upload the file first (POST it to http://HOST/gradio_api/upload, or use Gradio's "
-    "upload_file_to_gradio tool) and send http://HOST/gradio_api/file=PATH for the PATH it answers; or a public "
-    "http(s) URL of the file; or a data:audio/wav;base64,... URL. Formats: {formats}; {mb:.0f} MB at most."
+    "upload_file_to_gradio tool) and send http://HOST/gradio_api/file=PATH for the PATH it answers; or a "
+    "data:audio/wav;base64,... URL (other addresses are not fetched). Formats: {formats}; {mb:.0f} MB at most."
 )
 
 

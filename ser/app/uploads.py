@@ -25,12 +25,10 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
 
 import gradio as gr
-from gradio import processing_utils
 from gradio.utils import get_upload_folder
-from gradio_client.utils import strip_invalid_filename_characters, synchronize_async
 
 log = logging.getLogger("app")
 
@@ -46,7 +44,7 @@ CAP_BYTES = 2 * 1024**3
 FILE_ROUTE = "/gradio_api/file="  # Gradio serves a file it stored at http://HOST/gradio_api/file=PATH
 HOW_TO_SEND = (
     "upload the file to this app (POST it to /gradio_api/upload, or use Gradio's upload_file_to_gradio tool) and "
-    "send the URL of what it stored, or send a public http(s) URL of the file, or a data:audio/...;base64 URL"
+    "send the URL of what it stored, or send a data:audio/...;base64 URL"
 )
 
 
@@ -134,10 +132,10 @@ def handed_file(url: str, max_bytes: int) -> str:
 
     - a file this app stored: the path its upload route answered, or that path as a URL (`FILE_ROUTE`, what Gradio's
       upload_file_to_gradio tool gives); it was counted when uploaded;
-    - a `data:...;base64,` URL, written there;
-    - any other http(s) URL, fetched with Gradio's own guard against private and local addresses.
+    - a `data:...;base64,` URL, written there.
 
-    Raises `NotHanded` for anything else, a file gone, a fetch that failed or more than `max_bytes`.
+    Other addresses are not fetched: a Space would download whatever size a stranger names, from wherever.
+    Raises `NotHanded` for anything else, a file gone or more than `max_bytes`.
     """
     url = (url or "").strip()
     stored = unquote(url.split(FILE_ROUTE, 1)[1]) if FILE_ROUTE in url else url
@@ -148,8 +146,8 @@ def handed_file(url: str, max_bytes: int) -> str:
         return _key(stored)
     if url.startswith("data:"):
         return _stored(*_decoded(url, max_bytes))
-    if url.startswith(("http://", "https://")):
-        return _stored(*_fetched(url, max_bytes))
+    if url.startswith(("http://", "https://")):  # not fetched: a stranger's URL could name any size, or any host
+        raise NotHanded(f"This app does not fetch recordings from other addresses: {HOW_TO_SEND}.")
     raise NotHanded(f"No recording at '{url[:80]}': {HOW_TO_SEND}." if url else f"No recording: {HOW_TO_SEND}.")
 
 
@@ -170,21 +168,6 @@ def _decoded(url: str, max_bytes: int) -> tuple[bytes, str]:
         raise NotHanded("This data: URL is not valid base64: encode the whole file again.") from None
     mime = header[len("data:") : -len(";base64")].split(";")[0].lower()
     return data, "recording" + (mimetypes.guess_extension(mime) or (".wav" if "wav" in mime else ""))
-
-
-def _fetched(url: str, max_bytes: int) -> tuple[bytes, str]:
-    try:  # refuses private, local and link-local addresses, and checks each redirect again
-        response = synchronize_async(processing_utils.async_ssrf_protected_get, url)
-    except Exception as e:  # any failure is the caller's to hear about in plain words; the detail is logged
-        log.info("could not fetch %s: %s", url, e)
-        raise NotHanded(
-            f"Could not fetch '{url[:80]}' (only a public address that answers can be): {HOW_TO_SEND}."
-        ) from None
-    if response.status_code != 200:
-        raise NotHanded(f"Fetching '{url[:80]}' failed (HTTP {response.status_code}): check the URL, or {HOW_TO_SEND}.")
-    if len(response.content) > max_bytes:
-        raise _too_big(len(response.content), max_bytes)
-    return response.content, strip_invalid_filename_characters(Path(urlparse(url).path).name) or "recording"
 
 
 def _stored(data: bytes, name: str) -> str:
