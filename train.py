@@ -1,7 +1,8 @@
 """Train a speech-emotion model and write a checkpoint folder.
 
 The shipped model (checkpoints/default): the CNN on RAVDESS (but actors 19 and 20) and EmoDB, then the voice
-listener's head on all five corpora, calibrated on the three the CNN never heard. About 35 min on 2 cores:
+listener's head on all five corpora, calibrated on the three the CNN never heard. About an hour on 2 cores (the CNN
+48 min on one thread of a busy machine, the voice features 14 min the first time, then the heads):
 
     python train.py --recipe checkpoints/default/train_config.json --out runs/shipped
 
