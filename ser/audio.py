@@ -33,6 +33,16 @@ BLOCK_VALUES, BLOCK_FRAMES = 2**20, 2**16
 STREAMING_SIZE = 0xFFFFFFFF - 0xFFFF
 CUT_TOLERANCE_SECONDS = 0.05  # codecs may end a frame or two off their header's count: more missing is a cut
 
+# The plain words of the commonest refusals, as templates that the offline page fills too (ser.words.templates).
+SILENT = "We could not hear anything. Check that the microphone is on and not muted, then record again."
+TOO_SHORT = (
+    "This is too short: the model needs at least {min_seconds} second{s} of sound, and this has only {seconds}. "
+    "Say a whole sentence and record again."
+)
+UNREADABLE = "This is not a sound file we can open, or it is damaged. Save it as a WAV or MP3 file and try again."
+EMPTY = "This file is empty. Record it or save it again."
+NO_SOUND = "This file holds no sound. Record it or save it again."
+
 
 class AudioError(ValueError):
     """Audio that cannot be used, said two ways. `plain`: what is wrong and what to do, in words a 14-year-old
@@ -46,16 +56,16 @@ class AudioError(ValueError):
 
 def silent_error(name: str) -> AudioError:
     return AudioError(
-        "We could not hear anything. Check that the microphone is on and not muted, then record again.",
+        SILENT,
         f"loudest point below {SILENCE_DBFS:.0f} dBFS",
         name,
     )
 
 
 def too_short_error(name: str, seconds: float, cfg: FeatureConfig) -> AudioError:
+    plural = "s" * (cfg.min_seconds != 1)
     return AudioError(
-        f"This is too short: the model needs at least {cfg.min_seconds:g} second{'s' * (cfg.min_seconds != 1)} of "
-        f"sound, and this has only {seconds:.2g}. Say a whole sentence and record again.",
+        TOO_SHORT.format(min_seconds=f"{cfg.min_seconds:g}", s=plural, seconds=f"{seconds:.2g}"),
         f"{seconds:.2f} s of sound; min_seconds is {cfg.min_seconds:g}",
         name,
     )
@@ -133,7 +143,7 @@ class _Reader:
         if self.rate <= 0 or self.channels <= 0:  # ffmpeg guessed a format from random bytes, but found no sound
             self.close()
             raise AudioError(
-                "This is not a sound file we can open, or it is damaged. Save it as a WAV or MP3 file and try again.",
+                UNREADABLE,
                 f"cannot decode: ffmpeg finds no audio stream in it ({self.rate} Hz, {self.channels} channels)",
                 _quoted(self.path),
             )
@@ -148,7 +158,7 @@ class _Reader:
             )
         if type(e).__name__ == "NoBackendError":
             return AudioError(
-                "This is not a sound file we can open, or it is damaged. Save it as a WAV or MP3 file and try again.",
+                UNREADABLE,
                 "cannot decode: neither libsndfile nor ffmpeg reads it",
                 name,
             )
@@ -277,7 +287,7 @@ def _checked(path: str | os.PathLike) -> Path:
     if stat.S_ISDIR(info.st_mode):
         raise AudioError("This is a folder, not a sound file. Choose one sound file.", "a folder", _quoted(path))
     if info.st_size == 0:
-        raise AudioError("This file is empty. Record it or save it again.", "0 bytes", _quoted(path))
+        raise AudioError(EMPTY, "0 bytes", _quoted(path))
     return path
 
 
@@ -403,7 +413,7 @@ def not_finite_error(name: str) -> AudioError:
 
 
 def no_sound_error(name: str) -> AudioError:
-    return AudioError("This file holds no sound. Record it or save it again.", "no audio samples", name)
+    return AudioError(NO_SOUND, "no audio samples", name)
 
 
 def to_model_rate(audio: np.ndarray, rate: int, sample_rate: int, name: str = "audio") -> np.ndarray:

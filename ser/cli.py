@@ -188,6 +188,21 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_offline(args) -> int:
+    """The offline page (ser.offline): a static folder in which the model runs in the browser; its graph checked
+    against PyTorch, as `export` checks it."""
+    from .export import check
+    from .offline import MODEL, build
+
+    model = load_model(args.model)
+    out = build(model, args.out)
+    worst = check(model, out / MODEL)
+    size = (out / MODEL).stat().st_size / 2**20
+    print(f"wrote the offline page to {out} (model {size:.1f} MiB; it answers as PyTorch does, to {worst:.0e}); "
+          f"serve the folder from any static host, e.g. python -m http.server -d {out}")  # fmt: skip
+    return 0
+
+
 def cmd_push(args) -> int:
     url = push(args.checkpoint, args.repo_id, private=args.private)
     print(f"pushed {args.checkpoint} to {url}")
@@ -248,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("checkpoint", help="checkpoint folder, or Hub id or URL")
     ex.add_argument("out", help="the .onnx file to write")
     ex.set_defaults(func=cmd_export)
+
+    of = sub.add_parser("offline", help="a static page in which the model runs in the browser (no recording is sent)")
+    of.add_argument("out", help="the folder to write the page to (index.html, model.onnx, ...)")
+    of.add_argument("--model", default=None, help=model_help)
+    of.set_defaults(func=cmd_offline)
 
     pu = sub.add_parser("push", help="upload a checkpoint folder to the Hugging Face Hub")
     pu.add_argument("checkpoint", help="checkpoint folder (config.json + model.safetensors + model card)")

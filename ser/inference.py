@@ -19,6 +19,16 @@ from .model import SERModel
 from .quality import check_quality
 from .voice import Reference, fuse
 
+# The notes an analysis adds, as templates that the offline page fills too (ser.words.templates).
+ONLY_FIRST = (
+    "Only the first {max_seconds} seconds were listened to: the recording has {seconds} seconds of sound, and the "
+    "model takes {max_seconds} at most. To hear another part, cut it out and upload that part."
+)
+ONLY_PICTURE = (
+    "Only the picture listener answered: the voice listener needs at least {min_seconds} second of speech. "
+    "Record a longer sentence to hear both."
+)
+
 
 @dataclass
 class Analysis:
@@ -69,11 +79,7 @@ def analyse(
         sound = max(sound, int(full_seconds * cfg.sample_rate))  # the rest of the file was not even decoded
     truncated = sound > limit
     if truncated:
-        notes.append(
-            f"Only the first {cfg.max_seconds:g} seconds were listened to: the recording has "
-            f"{sound / cfg.sample_rate:.0f} seconds of sound, and the model takes {cfg.max_seconds:g} at most. "
-            "To hear another part, cut it out and upload that part."
-        )
+        notes.append(ONLY_FIRST.format(max_seconds=f"{cfg.max_seconds:g}", seconds=f"{sound / cfg.sample_rate:.0f}"))
     mel = log_mel_spectrogram(clip, cfg)
     probs = dict(zip(model.labels, model.probabilities(mel).tolist()))  # the very mel the app draws: computed once
     listeners, features = {"cnn": probs}, None
@@ -88,10 +94,7 @@ def analyse(
         listeners["voice"] = voice.probabilities(features, reference)
         probs = fuse(probs, listeners["voice"], voice.fusion_weight, voice.temperature)
     elif voice is not None:
-        notes.append(
-            f"Only the picture listener answered: the voice listener needs at least {voice.min_seconds:g} "
-            "second of speech. Record a longer sentence to hear both."
-        )
+        notes.append(ONLY_PICTURE.format(min_seconds=f"{voice.min_seconds:g}"))
     return Analysis(clip, mel.numpy(), probs, truncated, cfg, notes, listeners, features)
 
 

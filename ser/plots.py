@@ -15,9 +15,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .features import FeatureConfig, mel_frequencies  # noqa: E402
+from .words import PICTURE_TITLE  # noqa: E402
 
 plt.rcParams.update({"font.size": 13, "axes.titlesize": 14, "axes.labelsize": 13, "legend.fontsize": 13})
 HIGHLIGHT, MUTED = "#d9480f", "#868e96"
+LOG_MEL_COLOURS = "magma"  # the model's input, from dark (quiet) to bright (loud); the offline page draws it alike
 # Inches: 13-point text in a picture this wide stays >= 14 px when a 390 px phone shows it 326 px wide
 # (13 pt = 18 px at 100 dpi; 326 / 400 = 0.82 of that).
 WIDTH = 4.0
@@ -47,11 +49,11 @@ def waveform(audio: np.ndarray, sample_rate: int, title: str = "The sound wave")
     return fig
 
 
-def log_mel(mel: np.ndarray, cfg: FeatureConfig, title: str = "The sound as the model sees it") -> plt.Figure:
+def log_mel(mel: np.ndarray, cfg: FeatureConfig, title: str = PICTURE_TITLE) -> plt.Figure:
     """mel: (n_mels, frames) in dB, from `features.log_mel_spectrogram` with the model's own settings."""
     fig, ax = plt.subplots(figsize=(WIDTH, 2.9), layout="constrained")
     seconds = mel.shape[1] / cfg.frames_per_second
-    img = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, cfg.n_mels))
+    img = ax.imshow(mel, origin="lower", aspect="auto", cmap=LOG_MEL_COLOURS, extent=(0, seconds, 0, cfg.n_mels))
     mel_ticks(ax, cfg)
     ax.set(xlabel="seconds", ylabel="pitch (Hz)")
     titled(ax, title)

@@ -21,6 +21,19 @@ QUIET_DBFS = -30.0  # a voice near a microphone peaks around -12 to -3 dBFS; bel
 # synthetic melodies 67 of 90 and real music (Gradio's sax.wav) 3 of 14 windows: a melodic line can sound like a
 # voice to it, so music often goes unflagged.
 MIN_SPEECH_FRACTION = 0.05
+# The notes, as templates that the offline page fills too (ser.words.templates).
+TOO_LOUD = (
+    "Too loud: the sound is distorted ({percent} % of it hit the loudest level the microphone can record). "
+    "Move back from the microphone or turn its volume down, then record again."
+)
+VERY_QUIET = (
+    "Very quiet: the voice is faint, so any background noise counts for more. "
+    "Speak closer to the microphone or turn its volume up."
+)
+NOT_SPEECH = (
+    "This does not sound like someone talking (a voice detector heard speech in {percent} % of it). "
+    "The model only judges voices, so its answer means little here. Record someone speaking."
+)
 
 
 def clipped_fraction(audio: np.ndarray) -> float:
@@ -37,20 +50,11 @@ def check_quality(audio: np.ndarray, cfg: FeatureConfig) -> list[str]:
     notes = []
     clipped = clipped_fraction(audio)
     if clipped > CLIP_FRACTION:
-        notes.append(
-            f"Too loud: the sound is distorted ({100 * clipped:.1f} % of it hit the loudest level the microphone can "
-            "record). Move back from the microphone or turn its volume down, then record again."
-        )
+        notes.append(TOO_LOUD.format(percent=f"{100 * clipped:.1f}"))
     peak = peak_dbfs(audio)
     if SILENCE_DBFS <= peak < QUIET_DBFS:
-        notes.append(
-            "Very quiet: the voice is faint, so any background noise counts for more. "
-            "Speak closer to the microphone or turn its volume up."
-        )
+        notes.append(VERY_QUIET)
     limit = int(cfg.max_seconds * cfg.sample_rate)
     if peak >= SILENCE_DBFS and (speech := speech_fraction(audio[:limit], cfg.sample_rate)) < MIN_SPEECH_FRACTION:
-        notes.append(
-            f"This does not sound like someone talking (a voice detector heard speech in {100 * speech:.0f} % of "
-            "it). The model only judges voices, so its answer means little here. Record someone speaking."
-        )
+        notes.append(NOT_SPEECH.format(percent=f"{100 * speech:.0f}"))
     return notes

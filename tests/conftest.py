@@ -214,6 +214,15 @@ def app_server(model_dir, tmp_path_factory):
             demo.close()
 
 
+# Words a visitor should never meet outside "For the curious" (the technical details): the names of corpora and
+# studies, and the terms of the trade that the page replaces with plain ones or explains where it uses them. The
+# app's page (tests/test_app.py) and the offline page (tests/test_offline.py) are held to them.
+PAGE_JARGON = ("RAVDESS", "CREMA", "EmoDB", "Cao et al", "UAR", "F1", "dBFS", "ECE", "STFT")
+PAGE_JARGON_WORDS = ("log-mel", "model input", "hz, mel", "hz (mel)", "db below", "fourier", "logarithm", "layer 5 of",
+                     "filters)", "amplitude", "scores as text", "speaker-independent", "spectrogram", "corpus",
+                     "cross-validation")  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- real-browser tests
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package: never a downloaded browser

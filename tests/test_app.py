@@ -15,7 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from conftest import LABELS, MIN_FONT_PT, speech_like, talk_pause_talk, write
+from conftest import LABELS, MIN_FONT_PT, PAGE_JARGON, PAGE_JARGON_WORDS, speech_like, talk_pause_talk, write
 from PIL import Image
 
 import app
@@ -90,12 +90,6 @@ def test_messages_the_app_writes_are_plain():
         assert not any(w in message for w in ("UAR", "F1", "dBFS", "upload folder", "server")), message
 
 
-# Words a visitor should never meet outside "For the curious" (the technical details): the names of corpora and
-# studies, and the terms of the trade that the page replaces with plain ones or explains where it uses them.
-PAGE_JARGON = ("RAVDESS", "CREMA", "EmoDB", "Cao et al", "UAR", "F1", "dBFS", "ECE", "STFT")
-PAGE_JARGON_WORDS = ("log-mel", "model input", "hz, mel", "hz (mel)", "db below", "fourier", "logarithm", "layer 5 of",
-                     "filters)", "amplitude", "scores as text", "speaker-independent", "spectrogram", "corpus",
-                     "cross-validation")  # fmt: skip
 DEJAVU = (
     Path(plots.matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 )  # what Debian's Chromium falls back to

@@ -7,6 +7,8 @@
                      shows every analysis in every view
     page.py          the page: the analyse room, then one tab per module named in TAB_MODULES; `launch`
     browser.py       theme, style sheet and the page's scripts (raw microphone, microphone help)
+    offline_page.py  /offline: the offline page (`ser.offline`) for the app's model, made in the background, cached
+    offline/         that page's files: index.html, offline.js, onnxruntime-web (vendor/, from npm)
     analyse.py       the input, the answer beside it, the example clips, /predict
     how_it_works.py, compare.py, over_time.py (/timeline), why.py (/explain), live.py, act_it_out.py, about.py:
                      one tab each

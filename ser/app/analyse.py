@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 import matplotlib.pyplot as plt
 
-from ser import card, classroom, plots
+from ser import card, classroom, plots, words
 from ser.audio import AUDIO_EXTENSIONS
 from ser.inference import Analysis
 
@@ -25,6 +25,8 @@ from .views import RIGHT, VIEWS, WRONG, Page, View, figure_view, icon, place, pr
 # the same ones from the exported graph's metadata).
 UNSURE_TOP, UNSURE_MARGIN, CONFIDENT_TOP = card.UNSURE_TOP, card.UNSURE_MARGIN, card.CONFIDENT_TOP
 START = "Record a short sentence (2 to 10 seconds) or upload a clip, then press **Analyse**."
+# The offline page (ser/app/offline_page.py serves it at /offline; relative, so it follows the app's root path).
+OFFLINE = "Rather nothing left your device? Open the [offline page](offline/), where the model runs in your browser."
 API = ("verdict", "scores", "notes")  # what /predict returns, in this order: (Markdown, Label value, Markdown)
 
 
@@ -42,38 +44,33 @@ def confidence(p1: float, p2: float, may_say_confident: bool = True) -> str:
 def verdict(result: Result) -> str:
     """The top emotion and the model's confidence in words (Markdown)."""
     if result.error:
-        return f"### ⚠️ Cannot analyse this\n{result.error}"
+        return f"### ⚠️ {words.CANNOT}\n{result.error}"
     if result.analysis is None:
         return START
     probs = sorted(result.analysis.probs.items(), key=lambda kv: kv[1], reverse=True)
     (top, p1), (second, p2) = probs[0], probs[1] if len(probs) > 1 else ("", 0.0)
-    head = f"## {icon(top)}{top.capitalize()}: {p1:.0%}"
+    head = "## " + icon(top) + words.HEADING.format(top=top.capitalize(), p1=f"{p1:.0%}")
     metrics = model_metrics(result.model)
     if (sure := confidence(p1, p2, card.may_say_confident(metrics))) == "unsure":
-        if p1 - p2 < UNSURE_MARGIN:
-            why = f"**{top}** ({p1:.0%}) and **{second}** ({p2:.0%}) are close"
-        else:
-            why = f"no emotion stands out (the highest is {p1:.0%})"
-        words = f"**The model is unsure**: {why}. Treat this as a guess."
+        template = words.UNSURE_CLOSE if p1 - p2 < UNSURE_MARGIN else words.UNSURE_FLAT
+        why = template.format(top=top, p1=f"{p1:.0%}", second=second, p2=f"{p2:.0%}")
+        said = words.UNSURE.format(why=why)
     elif sure == "leaning":
         share, _ = card.confident_share(metrics)
-        words = (
-            f"The model leans towards **{top}** ({p1:.0%}; next: {second}, {p2:.0%}). It sounds sure, but on voices "
-            f"and languages it never heard, answers this sure were right only {round(10 * share)} times in 10."
-        )
+        said = words.LEANING.format(top=top, p1=f"{p1:.0%}", second=second, p2=f"{p2:.0%}", tenths=round(10 * share))
     else:
-        words = f"The model is **{sure}** this voice sounds **{top}** ({p1:.0%}; next: {second}, {p2:.0%})."
+        said = words.SURE.format(sure=sure, top=top, p1=f"{p1:.0%}", second=second, p2=f"{p2:.0%}")
     if result.intended:
         right = (
             f"{RIGHT} the model got it right."
             if result.intended == top
             else f"{WRONG} the model heard **{top}** instead."
         )
-        words += f"\n\nThe actor was asked to sound **{result.intended}**: {right}"
-    return f"{head}\n{words}"
+        said += f"\n\nThe actor was asked to sound **{result.intended}**: {right}"
+    return f"{head}\n{said}"
 
 
-LISTENER_NAMES = {"cnn": "the picture listener", "voice": "the voice listener"}
+LISTENER_NAMES = words.LISTENER_NAMES
 
 
 def listeners(result: Result) -> str:
@@ -82,14 +79,13 @@ def listeners(result: Result) -> str:
     if a is None or len(a.listeners) < 2:
         return ""
     tops = {k: max(p, key=p.get) for k, p in a.listeners.items()}
-    heard = [f"{LISTENER_NAMES.get(k, k)} heard **{tops[k]}** ({a.listeners[k][tops[k]]:.0%})" for k in a.listeners]
+    heard = [
+        words.HEARD.format(listener=LISTENER_NAMES.get(k, k), label=tops[k], p=f"{a.listeners[k][tops[k]]:.0%}")
+        for k in a.listeners
+    ]
     if len(set(tops.values())) == 1:
-        return f"Two listeners voted and agree: {' and '.join(heard)}."
-    return (
-        f"Two listeners voted and **disagree**: {'; '.join(heard)}. The answer above weighs both. The picture "
-        "listener (it reads the picture of the sound) learnt from English and German actors; the voice listener from "
-        "many voices in five languages."
-    )
+        return words.AGREE.format(heard=" and ".join(heard))
+    return words.DISAGREE.format(heard="; ".join(heard))
 
 
 @functools.lru_cache(maxsize=8)
@@ -116,16 +112,12 @@ def log_mel_chart(a: Analysis) -> plt.Figure:
 def scores_component() -> gr.Label:
     """Every emotion's probability as bars: Gradio's own, drawn by the browser at the size of the page's text."""
     with gr.Column(elem_id="probabilities"):  # where the probabilities are shown, whatever draws them
-        return gr.Label(label="How likely each emotion is", show_heading=False, elem_id="scores")
+        return gr.Label(label=words.BARS_TITLE, show_heading=False, elem_id="scores")
 
 
 def log_mel_component() -> gr.Plot:
-    plot = gr.Plot(label="The sound as the model sees it", elem_id="log-mel", show_label=False)
-    gr.Markdown(
-        "What the model reads: time runs left to right, low to high pitch goes bottom to top, and brighter means "
-        "louder. **How it works** shows how it is made, step by step.",
-        elem_classes="caption",
-    )
+    plot = gr.Plot(label=words.PICTURE_TITLE, elem_id="log-mel", show_label=False)
+    gr.Markdown(f"{words.PICTURE_CAPTION} **How it works** shows how it is made, step by step.", elem_classes="caption")
     return plot
 
 
@@ -195,6 +187,7 @@ def build(page: Page) -> list:
         )
         button = gr.Button("Analyse", variant="primary", size="lg", elem_id="analyse")
         examples = example_clips(page)
+        gr.Markdown(OFFLINE, elem_id="offline-link", elem_classes="caption")
     with gr.Column(scale=2, min_width=320, elem_id="answer-column"):
         place(page, None)
 

@@ -7,10 +7,12 @@ Nothing is fetched from elsewhere: the fonts are the system's own (Gradio's bund
 "Ɛ"), and the faces are small SVG drawings inside the style sheet, so no colour-emoji font is needed.
 """
 
+import json
 from urllib.parse import quote
 
 import gradio as gr
 
+from ser import words
 from ser.plots import EMOTION_COLORS
 
 # The systems' own sans-serif fonts: Windows, Android and ChromeOS, macOS and iOS, then Linux (Debian's Chromium
@@ -119,20 +121,12 @@ RAW_MIC = """<script>
 
 # Pressing Record with no microphone, with the microphone blocked, or on a page served over plain http (browsers
 # allow microphones only on https:// and localhost) otherwise does nothing: say what happened and what to do.
+# The words are ser.words.MIC's, which the offline page says too.
 MIC_HELP = """<script>
 (() => {
   const also = " You can still upload a recording or click an example.";
-  const why = {
-    insecure: "The microphone only works when the page address starts with https:// (or http://localhost on "
-      + "the computer running the app). Ask whoever set up the app to serve it over https.",
-    NotAllowedError: "The microphone is blocked. Click the lock or microphone icon next to the page address, "
-      + "allow the microphone, then press Record again.",
-    SecurityError: "The microphone is blocked for this page. Allow it in the browser's site settings, "
-      + "then press Record again.",
-    NotFoundError: "No microphone was found. Plug one in or switch it on, then press Record again.",
-    NotReadableError: "The microphone is busy or not working. Close other apps that use it (such as video "
-      + "calls), then press Record again.",
-  };
+  const why = __MIC_WORDS__;
+  const other = __MIC_OTHER__;
   const show = (text) => {
     let box = document.getElementById("mic-message");
     if (!box) {
@@ -156,9 +150,8 @@ MIC_HELP = """<script>
   }
   const get = md.getUserMedia.bind(md);
   md.getUserMedia = (c) => get(c).then((stream) => { hide(); return stream; }, (err) => {
-    show(why[err && err.name] || `The microphone could not start (${err && err.name}). Check that it is `
-      + "plugged in and allowed, then press Record again.");
+    show(why[err && err.name] || other.replace("{name}", err && err.name));
     throw err;
   });
 })();
-</script>"""
+</script>""".replace("__MIC_WORDS__", json.dumps(words.MIC)).replace("__MIC_OTHER__", json.dumps(words.MIC_OTHER))

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import gradio as gr
 
+from ser import words
 from ser.model import SERModel
 
 from . import analyse, mcp_tools, serving, views
 from .browser import CSS, FOLD_EXAMPLES, MIC_HELP, RAW_MIC, THEME
+from .offline_page import OfflinePage
 
 # The tabs in the page's order, each a module of ser/app/; their pictures are drawn in this order too.
 TAB_MODULES = [
@@ -40,11 +42,7 @@ def build_demo(
     """The Blocks app for a loaded model; `notice` (e.g. that another model was asked for) is shown at the top."""
     # Uploads are deleted once analysed, and what no request reads is swept (ser/app/uploads.py, started by `launch`).
     with gr.Blocks(title="Speech emotion recognition", analytics_enabled=False) as demo:
-        gr.Markdown(
-            "# Speech emotion recognition\nHow does a voice sound: happy, sad, angry...? Speak or upload a "
-            "clip and see the sound the way the model sees it. A teaching demo trained on actors: it guesses "
-            "how a voice *sounds*, not how someone feels."
-        )
+        gr.Markdown(f"# Speech emotion recognition\n{words.INTRO}")
         if notice:
             gr.Markdown(f"⚠️ **Model notice:** {notice}", elem_classes="notice", elem_id="notice")
         recent = gr.State(None, time_to_live=serving.SESSION_SECONDS)  # this visitor's serving.RecentResults
@@ -62,13 +60,21 @@ def build_demo(
         views.wire(page, triggers)
         mcp_tools.build(page)  # the analyses as MCP tools, for assistants
         demo.load(None, js=FOLD_EXAMPLES)
+    demo.offline_page = OfflinePage(model.source_dir)  # made and served by `launch`
     return demo
 
 
-def launch(demo: gr.Blocks, raw_mic: bool = True, **kwargs):
+def launch(demo: gr.Blocks, raw_mic: bool = True, offline: bool = True, **kwargs):
     """Queue and serve with the app's limits and look; kwargs go to `Blocks.launch` (server_port, quiet...).
 
-    `raw_mic=False` leaves the browser's microphone processing on (see `browser.RAW_MIC`).
+    `raw_mic=False` leaves the browser's microphone processing on (see `browser.RAW_MIC`); `offline=False` serves no
+    offline page at /offline (`offline_page`), which is otherwise made in the background once per model.
     """
     head = (RAW_MIC if raw_mic else "") + MIC_HELP
+    site = getattr(demo, "offline_page", None)
+    if offline and site is not None:
+        site.start()
+        app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+        app_kwargs["routes"] = [*app_kwargs.get("routes", []), site.route()]  # FastAPI(routes=...): Gradio's app
+        kwargs["app_kwargs"] = app_kwargs
     return serving.serve(demo, theme=THEME, css=CSS, head=head, **kwargs)
