@@ -229,7 +229,27 @@ def table(r: dict) -> str:
         f"{r['core']['stages_threads']} torch thread(s), as app.py runs it):\n"
     )
     lines.append(markdown(["Step", "Time"], stage_rows(r)))
+    if (offline := RESULTS / "offline.json").is_file():
+        lines.append("\n" + offline_table(json.loads(offline.read_text())))
     return "\n".join(lines)
+
+
+def offline_table(o: dict) -> str:
+    """The offline page's figures (`bench/bench_offline.py`, its own results file: it needs Chromium)."""
+    f, m = o["offline"], o["machine"]
+    head = (f"The offline page in Chromium {f['chromium']} (`{o['command']}` on {o['date']}, {m['cpus']} cores, "
+            f"load average {o['load_average_before']:.1f}; medians of {f['runs']} fresh browsers, onnxruntime-web on "
+            "one thread):\n")  # fmt: skip
+    rows = [
+        ["First answer after opening the page (the first example)", ms(f["first_answer_ms"])],
+        ["of which loading the model", ms(f["model_load_ms"])],
+        [
+            "Each further example, choosing it to its answer (of which the model)",
+            f"{ms(f['per_clip_ms'])} ({ms(f['per_clip_model_ms'])})",
+        ],  # fmt: skip
+        ["Download: the graph, and everything", f"{f['model_mb']:.1f} MiB, {f['download_mb']:.1f} MiB"],
+    ]
+    return head + markdown(["Measure", "Result"], rows)
 
 
 def summary(r: dict) -> str:
