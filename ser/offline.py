@@ -9,7 +9,7 @@ exports the model as one ONNX graph (`ser.export`, the analysis from 16 kHz samp
 into index.html what the page needs to answer as the app does: the graph's metadata (labels, thresholds), the app's
 words as templates (`ser.words.templates`, with what is fixed for this model already filled) and the picture's
 colours. The page decodes and resamples in the browser, checks for silence and shortness and words the notes itself.
-The app serves the same folder at /offline (`ser/app/offline_route.py`).
+The app serves the same folder at /offline (`ser/app/offline_page.py`).
 """
 
 import json
