@@ -140,8 +140,11 @@ def click_example(page, label: str) -> str:
 
 
 def on_first_screen(page, selector: str, size: tuple[int, int]) -> dict:
-    """The element's box, asserted to lie wholly within the screen as it is scrolled now."""
-    box = page.locator(selector).first.bounding_box()
+    """The element's box, asserted to lie wholly within the screen as it is scrolled now. (Waits for it to be shown
+    first: a picture drawn again replaces its img, which has no box for that moment.)"""
+    element = page.locator(selector).first
+    element.wait_for(state="visible", timeout=TIMEOUT_MS)
+    box = element.bounding_box()
     assert box and box["y"] >= -1 and box["y"] + box["height"] <= size[1] + 1, f"{selector} is off the screen: {box}"
     return box
 
