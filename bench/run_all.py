@@ -149,7 +149,8 @@ def speed_rows(r: dict) -> list[list[str]]:
     fit += f"{tr['steps_measured']} steps of `ser.training.fit` on synthetic clips"
     if tr.get("final_fit_seconds"):
         fit += f"; the shipped model's final fit took {tr['final_fit_seconds'] / 60:.0f} min (its metrics.json)"
-    rows.append([f"Training the default model ({tr['budget_steps']:,} steps of {tr['batch_size']})", fit, ""])
+    rows.append([f"Training with the default TrainConfig ({tr['budget_steps']:,} steps of {tr['batch_size']}; the shipped "
+                 "recipe's own budget is in its train_config.json)", fit, ""])  # fmt: skip
     rows.append([
         "App cold start (`python app.py`)",
         f"serves the page after {app['serve_s']:.1f} s, answers `/predict` after {app['first_predict_s']:.1f} s",
