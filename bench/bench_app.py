@@ -135,7 +135,6 @@ def level(url: str, pid: int, files: list[list[Path]], requests: int, seconds: f
     clients = [client(url) for _ in files]
     tickets, lock = itertools.count(), threading.Lock()
     records: list[tuple[float, str]] = []
-    peak, done = [rss_mb(pid)], threading.Event()
     deadline = time.perf_counter() + seconds
 
     def worker(k: int) -> None:
@@ -150,14 +149,24 @@ def level(url: str, pid: int, files: list[list[Path]], requests: int, seconds: f
             with lock:
                 records.append((time.perf_counter() - t, result))
 
+    cpu0 = cpu_seconds(pid)
+    wall, peak = together(worker, range(len(files)), pid)
+    return summarise(records, wall, cpu_seconds(pid) - cpu0, len(files)) | {"rss_peak_mb": peak}
+
+
+def together(worker, args, pid: int) -> tuple[float, float]:
+    """Run `worker(a)` for every `a` in `args` at once, sampling the server's RSS meanwhile: (wall seconds, peak
+    MiB)."""
+    peak, done = [rss_mb(pid)], threading.Event()
+
     def sample() -> None:
         while not done.wait(0.2):
             peak.append(rss_mb(pid))
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(files))]
     sampler = threading.Thread(target=sample)
-    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
     sampler.start()
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(a,)) for a in args]
     for th in threads:
         th.start()
     for th in threads:
@@ -165,7 +174,7 @@ def level(url: str, pid: int, files: list[list[Path]], requests: int, seconds: f
     wall = time.perf_counter() - t0
     done.set()
     sampler.join()
-    return summarise(records, wall, cpu_seconds(pid) - cpu0, len(files)) | {"rss_peak_mb": max(peak)}
+    return wall, max(peak)
 
 
 def summarise(records: list[tuple[float, str]], wall: float, cpu: float, n_clients: int) -> dict:
@@ -237,7 +246,7 @@ def explain_burst(url: str, pid: int, tmp: Path, clips: list[np.ndarray], rest: 
     for k, own in enumerate(files):
         for j, path in enumerate(own):
             sf.write(path, np.tile(clips[(5 * k + j) % len(clips)], 10), 16000, subtype="PCM_16")
-    before, records, peak, done = rss_mb(pid), [], [rss_mb(pid)], threading.Event()
+    before, records = rss_mb(pid), []
 
     def worker(own: list[Path]) -> None:
         c = client(url)
@@ -250,24 +259,10 @@ def explain_burst(url: str, pid: int, tmp: Path, clips: list[np.ndarray], rest: 
                 result = "busy" if "busy" in str(e).lower() else f"failed: {' '.join(str(e).split())[:120]}"
             records.append((time.perf_counter() - t, result))
 
-    def sample() -> None:
-        while not done.wait(0.2):
-            peak.append(rss_mb(pid))
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(own,)) for own in files]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    wall = time.perf_counter() - t0
-    done.set()
-    sampler.join()
+    wall, peak = together(worker, files, pid)
     time.sleep(rest)
     return summarise(records, wall, 0.0, len(files)) | {
-        "rss_before_mb": before, "rss_peak_mb": max(peak), "rss_after_rest_mb": rss_mb(pid), "rest_s": rest}  # fmt: skip
+        "rss_before_mb": before, "rss_peak_mb": peak, "rss_after_rest_mb": rss_mb(pid), "rest_s": rest}  # fmt: skip
 
 
 def crowd(url: str, pid: int, tmp: Path, clips: list[np.ndarray], seconds: float, rest: float, log=print) -> dict:
