@@ -2,6 +2,7 @@
 
     python bench/screen_voice.py                      # every screen below, about 10-20 min on 2 cores
     python bench/screen_voice.py --only head fusion   # some of them
+    python bench/screen_voice.py --only head --holdout ased nemo emospeech --features L2+L3 --C 0.01 0.003
 
 The encoder features of the five corpora (../shared/data) are computed once (layers 1-3's mean and spread and the
 speaker embedding, 1,792 numbers a clip, cached in .cache/ser) and every variant is a slice of them, so a screen
@@ -88,6 +89,7 @@ def fit(x, emotions, corpora, labels, C, weighting):
 
 
 HOLDOUT = CORPORA  # --holdout: the corpora a screen holds out in turn
+WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0)  # the head's weights in the fusion screen
 
 
 def loco(clips, x, labels, C=0.1, weighting="corpus-class", holdout=None, train_x=None, test_x=None):
@@ -118,8 +120,11 @@ def record(name: str, result: dict) -> None:
     print(json.dumps(line), flush=True)
 
 
-def cnn_logps(clips: Clips, labels, name: str) -> np.ndarray:
+def cnn_logps(clips: Clips, labels, name: str, calibrated: bool = False) -> np.ndarray:
+    """The CNN's log-probabilities (N, len(labels)) at temperature 1, or at its own if `calibrated`."""
     model = load_model(name)
+    if calibrated:
+        return log_softmax(cnn_logps(clips, labels, name) / model.config.temperature)
     h = hashlib.sha1(json.dumps(model.config.__dict__, default=str).encode())
     for p in model.state_dict().values():
         h.update(p.numpy().tobytes())
@@ -136,45 +141,68 @@ def main(argv=None) -> None:
     p.add_argument("--cnn", default="", help="the CNN to fuse with (default: the shipped one)")
     p.add_argument("--only", nargs="+", default=["fusion", "adapt", "head"], choices=["head", "fusion", "adapt"])
     p.add_argument("--holdout", nargs="+", default=list(CORPORA), choices=CORPORA, help="corpora held out in turn")
+    p.add_argument(
+        "--calibrated",
+        action="store_true",
+        help="fuse with the CNN's log-probabilities at its own "
+        "temperature, as the app does, so a weight is the recipe's --head.fusion-weight (finer grid)",
+    )
+    p.add_argument("--features", nargs="+", help="head screen: these feature sets (e.g. L2+L3 L1+L2+L3) ...")
+    p.add_argument("--C", nargs="+", type=float, help="... at these C, in place of the standard variants")
+    p.add_argument("--weighting", nargs="+", default=["corpus-class"], choices=["corpus-class", "class", "none"])
     args = p.parse_args(argv)
-    global HOLDOUT
+    global HOLDOUT, WEIGHTS
     HOLDOUT = tuple(args.holdout)
+    if args.calibrated:  # the app's scale: the CNN's log-probabilities already flattened by its temperature
+        WEIGHTS = (0.0, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0)
     torch.set_num_threads(1)
     clips, feats = load(args.data)
     labels = [e for e in EMOTIONS if e in set(clips.emotions)]
     base = columns(feats, "L2+L3")
     unseen = ("ased", "nemo", "emospeech")
     corpora = np.array(clips.corpora)
+    cnn_name = (args.cnn or "shipped") + (" at its temperature" if args.calibrated else "")
     if "fusion" in args.only:
-        cnn = cnn_logps(clips, labels, args.cnn)
-        heads = loco(clips, base, labels, holdout=unseen)
+        cnn = cnn_logps(clips, labels, args.cnn, args.calibrated)
         record(
             "cnn alone",
-            {"cnn": args.cnn or "shipped", **summary(clips, {c: cnn[corpora == c] for c in unseen}, labels)},
+            {"cnn": cnn_name, **summary(clips, {c: cnn[corpora == c] for c in unseen}, labels)},
         )
-        screened = {}
-        for w in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0):
-            fused = {c: fuse_log_probs(cnn[corpora == c], heads[c], w) for c in unseen}
-            screened[w] = summary(clips, fused, labels)
-            record("fusion", {"cnn": args.cnn or "shipped", "weight": w, **screened[w]})
-        # Nested: each corpus scored at the weight that did best on the other two, so no corpus picks its own.
-        picked = {c: max(screened, key=lambda w: np.mean([screened[w]["uar"][k] for k in unseen if k != c]))
-                  for c in unseen}  # fmt: skip
-        uar = {c: screened[picked[c]]["uar"][c] for c in unseen}
-        record("fusion, weight chosen on the other two", {"cnn": args.cnn or "shipped", "weights": picked, "uar": uar,
-                                                          "mean": round(float(np.mean(list(uar.values()))), 4)})  # fmt: skip
+        fusion_screen(clips, cnn, loco(clips, base, labels, holdout=unseen), labels, cnn_name)
     if "adapt" in args.only:
         adapt(clips, base, labels)
     if "head" in args.only:  # L2+L3, C 0.1, corpus-class weights: the "none" line of the adapt screen
-        for spec in ("L2s+L3s", "L2+L3+emb", "emb", "L3", "L1+L2+L3"):
-            record(
-                "head",
-                {"features": spec, "C": 0.1, **summary(clips, loco(clips, columns(feats, spec), labels), labels)},
-            )
-        for C in (0.03, 0.3):
-            record("head", {"features": "L2+L3", "C": C, **summary(clips, loco(clips, base, labels, C), labels)})
-        record("head", {"features": "L2+L3", "weighting": "class",
-                        **summary(clips, loco(clips, base, labels, weighting="class"), labels)})  # fmt: skip
+        # Each variant alone on every held-out corpus, and fused with the CNN on the three it never heard.
+        cnn = cnn_logps(clips, labels, args.cnn, args.calibrated)
+        if args.features or args.C:  # a grid of the features and C given
+            variants = [({"features": s, "C": C, "weighting": w}, columns(feats, s), C, w)
+                        for s in args.features or ["L2+L3"] for C in args.C or [0.1] for w in args.weighting]  # fmt: skip
+        else:
+            variants = [({"features": s, "C": 0.1}, columns(feats, s), 0.1, "corpus-class")
+                        for s in ("L2+L3+emb", "emb", "L3", "L1+L2+L3")]  # fmt: skip
+            variants += [({"features": "L2+L3", "C": C}, base, C, "corpus-class") for C in (0.01, 0.03, 0.3)]
+            variants += [({"features": "L2+L3", "weighting": "class"}, base, 0.1, "class")]
+        for name, x, C, weighting in variants:
+            heads = loco(clips, x, labels, C, weighting)
+            record("head", {**name, **summary(clips, heads, labels)})
+            if set(unseen) <= set(heads):
+                fusion_screen(clips, cnn, heads, labels, cnn_name, name)
+
+
+def fusion_screen(clips, cnn, heads, labels, cnn_name, head=None) -> None:
+    """The head's weight in the geometric mean with the CNN, on the corpora the CNN never heard; then nested."""
+    unseen, corpora, tag = ("ased", "nemo", "emospeech"), np.array(clips.corpora), {"head": head} if head else {}
+    screened = {}
+    for w in WEIGHTS:
+        fused = {c: fuse_log_probs(cnn[corpora == c], heads[c], w) for c in unseen}
+        screened[w] = summary(clips, fused, labels)
+        record("fusion", {"cnn": cnn_name, **tag, "weight": w, **screened[w]})
+    # Nested: each corpus scored at the weight that did best on the other two, so no corpus picks its own.
+    picked = {c: max(screened, key=lambda w: np.mean([screened[w]["uar"][k] for k in unseen if k != c]))
+              for c in unseen}  # fmt: skip
+    uar = {c: screened[picked[c]]["uar"][c] for c in unseen}
+    record("fusion, weight chosen on the other two", {"cnn": cnn_name, **tag, "weights": picked, "uar": uar,
+                                                      "mean": round(float(np.mean(list(uar.values()))), 4)})  # fmt: skip
 
 
 def reference_stats(x: np.ndarray, idx: np.ndarray, fallback_scale: np.ndarray) -> np.ndarray:

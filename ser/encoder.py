@@ -68,12 +68,15 @@ def raise_loudness(audio: np.ndarray, target_dbfs: float) -> np.ndarray:
     return audio * np.float32(10 ** (gain_db / 20)) if gain_db > 0 else audio
 
 
-def cut_pauses(audio: np.ndarray, cfg: EncoderConfig) -> np.ndarray:
+def cut_pauses(audio: np.ndarray, cfg: EncoderConfig, speech: np.ndarray | None = None) -> np.ndarray:
     """Audio (samples,) with pauses longer than about `cfg.max_pause` seconds removed.
 
     resemblyzer's trim_long_silences with Silero's 32 ms frames in place of webrtcvad's 30 ms: speech flags,
-    a moving average over `cfg.smooth` seconds, rounded, then dilated by `cfg.max_pause` so short pauses stay."""
-    flags = speech_probabilities(audio, cfg.sample_rate) >= SPEECH_THRESHOLD
+    a moving average over `cfg.smooth` seconds, rounded, then dilated by `cfg.max_pause` so short pauses stay.
+    `speech`: `vad.speech_probabilities` of this audio at any level, if already computed (the detector judges
+    every input at its own level, so raising the loudness does not change it)."""
+    speech = speech_probabilities(audio, cfg.sample_rate) if speech is None else speech
+    flags = speech >= SPEECH_THRESHOLD
     if not flags.any():
         return audio  # nothing the detector calls speech: keep everything rather than nothing
     width = max(1, int(round(cfg.smooth / FRAME_SECONDS)))
@@ -89,10 +92,11 @@ def cut_pauses(audio: np.ndarray, cfg: EncoderConfig) -> np.ndarray:
     return audio[keep] if keep.any() else audio
 
 
-def preprocess(audio: np.ndarray, cfg: EncoderConfig) -> np.ndarray:
-    """Mono float audio (samples,) at `cfg.sample_rate` -> what the encoder hears (louder, pauses cut)."""
+def preprocess(audio: np.ndarray, cfg: EncoderConfig, speech: np.ndarray | None = None) -> np.ndarray:
+    """Mono float audio (samples,) at `cfg.sample_rate` -> what the encoder hears (louder, pauses cut).
+    `speech`: the audio's `vad.speech_probabilities`, if already computed."""
     audio = raise_loudness(np.asarray(audio, dtype=np.float32), cfg.target_dbfs)
-    return cut_pauses(audio, cfg) if cfg.trim_pauses else audio
+    return cut_pauses(audio, cfg, speech) if cfg.trim_pauses else audio
 
 
 @lru_cache(maxsize=4)
@@ -146,28 +150,33 @@ class VoiceEncoder(nn.Module):
 
         Clips of any length share one packed batch; padding never enters the statistics."""
         lengths = torch.tensor([len(m) for m in mels])
-        padded = nn.utils.rnn.pad_sequence(list(mels), batch_first=True)
-        packed = nn.utils.rnn.pack_padded_sequence(padded, lengths, batch_first=True, enforce_sorted=False)
-        outs = self(packed)
+        if len(mels) == 1:  # one clip (an app's answer): no padding, so no packing, the LSTM's faster kernel
+            outs = self(mels[0].unsqueeze(0))
+        else:
+            padded = nn.utils.rnn.pad_sequence(list(mels), batch_first=True)
+            packed = nn.utils.rnn.pack_padded_sequence(padded, lengths, batch_first=True, enforce_sorted=False)
+            outs = [nn.utils.rnn.pad_packed_sequence(o, batch_first=True)[0] for o in self(packed)]
         stats = []
         for k in self.cfg.pooled:
-            x, _ = nn.utils.rnn.pad_packed_sequence(outs[k - 1], batch_first=True)  # (B, T, H), zeros past the end
+            x = outs[k - 1]  # (B, T, H), zeros past each clip's end
             n = lengths.view(-1, 1).float()
             mean = x.sum(1) / n
             var = (x.square().sum(1) / n - mean.square()).clamp(min=0) * n / (n - 1).clamp(min=1)
             stats += [mean, var.sqrt()]
         if self.cfg.speaker_embedding:  # resemblyzer's embedding: the last layer's final state, projected
-            last, _ = nn.utils.rnn.pad_packed_sequence(outs[-1], batch_first=True)
-            e = torch.relu(self.linear(last[torch.arange(len(lengths)), lengths - 1]))
+            e = torch.relu(self.linear(outs[-1][torch.arange(len(lengths)), lengths - 1]))
             stats.append(e / e.norm(dim=1, keepdim=True).clamp(min=1e-8))
         return torch.cat(stats, dim=1)
 
 
-def encoder_features(encoder: VoiceEncoder, clips: list[np.ndarray], batch: int = 32) -> np.ndarray:
+def encoder_features(
+    encoder: VoiceEncoder, clips: list[np.ndarray], batch: int = 32, speech: list[np.ndarray] | None = None
+) -> np.ndarray:
     """Pooled encoder features (N, dim) float32 of mono clips at `encoder.cfg.sample_rate`, `batch` at a time
-    (clips of similar length together, so little work is spent on padding)."""
+    (clips of similar length together, so little work is spent on padding). `speech`: each clip's
+    `vad.speech_probabilities`, where already computed."""
     cfg = encoder.cfg
-    mels = [mel_power(preprocess(a, cfg), cfg) for a in clips]
+    mels = [mel_power(preprocess(a, cfg, None if speech is None else s), cfg) for a, s in zip(clips, speech or clips)]
     order = np.argsort([len(m) for m in mels])
     out = np.zeros((len(mels), cfg.dim), np.float32)
     for start in range(0, len(order), batch):

@@ -13,10 +13,20 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .audio import audio_duration, decode_seconds, load_audio, prepare, to_model_rate, trim_silence
+from .audio import (
+    SILENCE_DBFS,
+    audio_duration,
+    decode_seconds,
+    load_audio,
+    peak_dbfs,
+    prepare,
+    to_model_rate,
+    trim_silence,
+)
 from .features import FeatureConfig, log_mel_spectrogram
 from .model import SERModel
 from .quality import check_quality
+from .vad import speech_probabilities
 from .voice import Reference, fuse
 
 # The notes an analysis adds, as templates that the offline page fills too (ser.words.templates).
@@ -71,8 +81,10 @@ def analyse(
     cfg = model.feature_config
     mono = to_model_rate(audio, rate, cfg.sample_rate, name=name)
     clip = prepare(mono, cfg, name=name)
-    # Quality is judged on what the model hears; how much was cut off is judged here, once.
-    notes = check_quality(clip, cfg)
+    # Quality is judged on what the model hears; how much was cut off is judged here, once. The voice detector
+    # runs once, for the quality check and the voice listener's pause cut.
+    speech = speech_probabilities(clip, cfg.sample_rate) if peak_dbfs(clip) >= SILENCE_DBFS else None
+    notes = check_quality(clip, cfg, speech)
     limit = int(cfg.max_seconds * cfg.sample_rate)
     sound = len(trim_silence(mono, cfg.trim_db)) if len(clip) == limit else len(clip)
     if len(clip) == limit and full_seconds and full_seconds * cfg.sample_rate > len(mono):
@@ -90,7 +102,7 @@ def analyse(
             if voice.encoder.cfg.sample_rate == cfg.sample_rate
             else to_model_rate(clip, cfg.sample_rate, voice.encoder.cfg.sample_rate)
         )
-        features = voice.features(heard)
+        features = voice.features(heard, speech if heard is clip else None)
         listeners["voice"] = voice.probabilities(features, reference)
         probs = fuse(probs, listeners["voice"], voice.fusion_weight, voice.temperature)
     elif voice is not None:

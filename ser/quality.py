@@ -8,7 +8,7 @@ import numpy as np
 
 from .audio import SILENCE_DBFS, peak_dbfs
 from .features import FeatureConfig
-from .vad import speech_fraction
+from .vad import SPEECH_THRESHOLD, speech_probabilities
 
 CLIP_LEVEL = 0.99  # a sample at or above 99 % of full scale has hit the converter's ceiling
 # Clipped when more than 1 sample in 1000 sits at the ceiling: an unclipped voice normalised to full scale
@@ -41,11 +41,12 @@ def clipped_fraction(audio: np.ndarray) -> float:
     return float(np.mean(np.abs(audio) >= CLIP_LEVEL)) if audio.size else 0.0
 
 
-def check_quality(audio: np.ndarray, cfg: FeatureConfig) -> list[str]:
+def check_quality(audio: np.ndarray, cfg: FeatureConfig, speech: np.ndarray | None = None) -> list[str]:
     """Caveats about mono audio (samples,) at `cfg.sample_rate`, each one sentence for the user.
 
     Checks for clipping, a very quiet recording, and input that does not sound like speech (judged on its first
     `cfg.max_seconds`). Whether a recording was cut to the model's maximum is decided in `inference.analyse`.
+    `speech`: `vad.speech_probabilities` of those first seconds, if already computed.
     """
     notes = []
     clipped = clipped_fraction(audio)
@@ -55,6 +56,9 @@ def check_quality(audio: np.ndarray, cfg: FeatureConfig) -> list[str]:
     if SILENCE_DBFS <= peak < QUIET_DBFS:
         notes.append(VERY_QUIET)
     limit = int(cfg.max_seconds * cfg.sample_rate)
-    if peak >= SILENCE_DBFS and (speech := speech_fraction(audio[:limit], cfg.sample_rate)) < MIN_SPEECH_FRACTION:
-        notes.append(NOT_SPEECH.format(percent=f"{100 * speech:.0f}"))
+    if peak >= SILENCE_DBFS:
+        speech = speech_probabilities(audio[:limit], cfg.sample_rate) if speech is None else speech
+        share = float(np.mean(speech >= SPEECH_THRESHOLD)) if speech.size else 0.0
+        if share < MIN_SPEECH_FRACTION:
+            notes.append(NOT_SPEECH.format(percent=f"{100 * share:.0f}"))
     return notes

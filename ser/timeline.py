@@ -43,7 +43,8 @@ VAD_BLOCK_SECONDS = 2.0
 # e.g. 2 s of 40 % against 15 %; it then starts where the evidence says. 0 gives the per-step top emotion.
 SWITCH_COST = 2.0
 # The voice listener's windows: its recurrent encoder costs about 8 times the CNN per second of audio, so it hears
-# 3 s windows side by side (every 3 s, not every 0.5 s): a 10-minute file costs it about 5 s on one core.
+# 3 s windows side by side (every 3 s, not every 0.5 s; whole 32 ms detector frames, so 3.008 s at 16 kHz, which
+# lets its pause cut reuse the recording's speech frames): a 10-minute file costs it about 5 s on one core.
 VOICE_SECONDS = 3.0
 STREAM_BLOCK_SECONDS = 30.0  # files are decoded this much at a time: bounds the decoder's memory, not the result's
 
@@ -186,12 +187,17 @@ def with_voice(model: SERModel, mono: np.ndarray, frames: np.ndarray, cnn: np.nd
     """The steps' CNN probabilities (steps, n_classes) fused with the voice listener's, heard in VOICE_SECONDS
     windows side by side; steps no voice window judged (too little speech) keep the CNN's."""
     voice, sr = model.voice, model.feature_config.sample_rate
-    window = min(round(VOICE_SECONDS * sr), len(mono))
+    frame = round(FRAME * sr / VAD_RATE)
+    window = min(round(VOICE_SECONDS * sr / frame) * frame, len(mono))  # whole detector frames
     starts = window_starts(len(mono), window, window)
     judged = starts[speech_seconds(frames, starts, starts + window, sr) >= voice.min_seconds]
     if not len(judged):
         return cnn
-    feats = encoder_features(voice.encoder, [mono[s : s + window] for s in judged])
+    # The pause cut reuses the recording's speech frames (judged in VAD_BLOCK_SECONDS blocks, not per window) where
+    # a window starts on a frame: all but the last.
+    flags = [frames[s // frame : -(-(s + window) // frame)].astype(np.float32) if s % frame == 0 else None
+             for s in judged]  # fmt: skip
+    feats = encoder_features(voice.encoder, [mono[s : s + window] for s in judged], speech=flags)
     # Each window compared with the whole recording's voice (one speaker, mostly), when there are enough windows.
     tuned = "voice" in voice.adapted and len(feats) > ADAPT_K
     head = voice.log_probabilities(feats, voice.reference("voice", feats) if tuned else None)

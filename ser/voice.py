@@ -162,9 +162,10 @@ class Voice:
     def min_seconds(self) -> float:
         return self.encoder.cfg.min_seconds
 
-    def features(self, audio: np.ndarray) -> np.ndarray:
-        """Pooled encoder features (dim,) of one mono clip at the encoder's rate."""
-        return encoder_features(self.encoder, [audio])[0]
+    def features(self, audio: np.ndarray, speech: np.ndarray | None = None) -> np.ndarray:
+        """Pooled encoder features (dim,) of one mono clip at the encoder's rate (`speech`: its
+        `vad.speech_probabilities`, if already computed)."""
+        return encoder_features(self.encoder, [audio], speech=None if speech is None else [speech])[0]
 
     def reference(self, kind: str, features: np.ndarray) -> Reference:
         """A Reference of `kind` from the features (n, dim) of its recordings. Raises ValueError when this model

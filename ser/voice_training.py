@@ -8,6 +8,7 @@ speakers kept out of the final model (`exclude`) are out of every head too.
 import numpy as np
 import torch
 
+from .card import BINS
 from .corpora import EMOTIONS
 from .data import Clips
 from .evaluate import clip_logits, evaluate_logits, fit_temperature
@@ -23,11 +24,6 @@ from .voice import (
     standardise_by_group,
     within_spread,
 )
-
-# Confidence bins of the reliability table, and the word the app's verdict puts on each top probability
-# (ser/app/analyse.py: "unsure" below 0.40, "confident" from 0.70; the app also says unsure when the runner-up is
-# within 0.15). The table shows whether "confident" is right at least 7 times in 10 on corpora never heard.
-BINS = [(0.0, 0.4, "unsure"), (0.4, 0.55, "fairly sure"), (0.55, 0.7, "fairly sure"), (0.7, 1.01, "confident")]
 
 
 def labels_of(emotions: list[str]) -> list[str]:

@@ -13,6 +13,7 @@ from conftest import reference_clips, speech_like, write
 import ser
 from ser.encoder import EncoderConfig, encoder_features, load_encoder, mel_power, preprocess, raise_loudness
 from ser.hub import DEFAULT_MODEL
+from ser.vad import speech_probabilities
 from ser.voice import (
     HeadConfig,
     class_weights,
@@ -75,6 +76,8 @@ def test_pause_is_cut_and_loudness_only_raised():
     assert np.sqrt(np.mean(out**2)) > np.sqrt(np.mean(quiet_with_pause**2))  # raised towards -30 dBFS
     loud = speech_like(1.0, energy=0.9)
     assert np.array_equal(raise_loudness(loud, -30.0), loud)  # never lowered
+    # The detector judges each input at its own level, so the analysis runs it once, before the loudness is raised
+    assert np.array_equal(preprocess(quiet_with_pause, cfg, speech_probabilities(quiet_with_pause, 16000)), out)
 
 
 def test_batched_features_equal_one_at_a_time(encoder):
