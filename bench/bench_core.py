@@ -40,6 +40,7 @@ import ser.inference
 from ser import plots
 from ser.audio import AUDIO_EXTENSIONS, trim_silence
 from ser.data import Clips
+from ser.encoder import mel_power, preprocess
 from ser.hub import DEFAULT_MODEL
 from ser.training import TrainConfig, fit
 
@@ -253,7 +254,9 @@ def model_file(model: ser.SERModel) -> dict:
 
 def two_listeners(model: ser.SERModel, clip: np.ndarray, runs: int) -> dict:
     """Milliseconds per 3 s clip on one torch thread: the whole answer (`ser.analyse` of an array at the model's
-    rate) and the voice listener alone (front end, encoder, head); {} for a CNN-only model."""
+    rate), the voice listener alone (front end, encoder, head) and its LSTM alone (3 layers stepped through the
+    clip's ~300 frames: one 1024 x 256 matrix-vector product per frame and layer, which no batching can share);
+    {} for a CNN-only model."""
     if model.voice is None:
         return {}
     threads = torch.get_num_threads()
@@ -262,9 +265,13 @@ def two_listeners(model: ser.SERModel, clip: np.ndarray, runs: int) -> dict:
         sr = model.feature_config.sample_rate
         whole = timed(lambda: ser.analyse(model, clip, sr), runs)
         voice = timed(lambda: model.voice.probabilities(model.voice.features(clip)), runs)
+        cfg = model.voice.encoder.cfg
+        mel = mel_power(preprocess(clip, cfg), cfg)
+        lstm = timed(lambda: model.voice.encoder.pooled([mel]), runs)
     finally:
         torch.set_num_threads(threads)
-    return {"analysis": summary(whole), "voice_listener": summary(voice), "threads": 1}
+    return {"analysis": summary(whole), "voice_listener": summary(voice), "lstm": summary(lstm), "frames": len(mel),
+            "threads": 1}  # fmt: skip
 
 
 def onnx_graph(model: ser.SERModel, clip: np.ndarray, runs: int) -> dict:

@@ -119,7 +119,9 @@ def speed_rows(r: dict) -> list[list[str]]:
         rows.append([
             "Two listeners' answer per 3 s clip, 1 thread (`ser.analyse`: both listeners and the fusion)",
             f"median {ms(two['analysis']['median_ms'])}, p95 {ms(two['analysis']['p95_ms'])}; the voice listener "
-            f"alone {ms(two['voice_listener']['median_ms'])}",
+            f"alone {ms(two['voice_listener']['median_ms'])}"
+            + (f", of which its LSTM over the clip's {two['frames']} frames {ms(two['lstm']['median_ms'])}"
+               if "lstm" in two else ""),  # fmt: skip
             f"<= {TARGET_FUSED_MS:g} ms: {mark(ok)}",
         ])  # fmt: skip
     if graph := core.get("onnx"):
