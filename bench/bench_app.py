@@ -95,6 +95,20 @@ def start_app(model: str, tmp: Path, clip: Path, timeout: float = 300) -> tuple[
     return proc, url, times
 
 
+def import_seconds(runs: int = 3) -> dict:
+    """The floor under the cold start: seconds a fresh `python -c "import X"` takes, best of `runs`, for gradio,
+    torch, and everything app.py imports."""
+    out = {}
+    for name, code in {"gradio": "import gradio", "torch": "import torch", "app": "import app"}.items():
+        best = float("inf")
+        for _ in range(runs):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True)
+            best = min(best, time.perf_counter() - t)
+        out[name] = best
+    return out
+
+
 # ----------------------------------------------------------------------------- clients
 
 
@@ -294,7 +308,9 @@ def measure(model: str | None, requests: int, seconds: float, rest: float, log=p
         clips = speech_clips(max(LEVELS) * FILES_PER_CLIENT + 1)
         first = tmp / "first.wav"
         sf.write(first, clips[-1], 16000, subtype="PCM_16")
-        proc, url, out = start_app(model, tmp, first)
+        out = {"imports_s": import_seconds()}
+        proc, url, started = start_app(model, tmp, first)
+        out |= started
         try:
             log(
                 f"python app.py: serves after {out['serve_s']:.1f} s, answers /predict after {out['first_predict_s']:.1f} s"

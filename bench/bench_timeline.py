@@ -63,43 +63,54 @@ def timed(fn, repeats: int):
     return out, best, cpu
 
 
+def measure(model_name: str | None = None, minutes: float = 10.0, repeats: int = 2, log=print) -> dict:
+    """Every figure below, printed as it comes and returned as a dict (`bench/run_all.py` keeps it)."""
+    model = ser.load_model(model_name)
+    cfg = model.feature_config
+    log(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (other work on the machine slows every "
+        f"figure); the timeline runs on one torch thread; model: {model_name or 'checkpoints/default'}")  # fmt: skip
+    out = {"minutes": minutes}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "recording.wav"
+        clips = write_recording(path, minutes)
+        size = path.stat().st_size / 1e6
+        log(f"recording: {minutes:g} min of 16-bit {RATE // 1000} kHz stereo WAV, {size:.0f} MB\n")
+        log("                                          wall s   CPU s")
+        base = rss_mb()
+        tl, wall, cpu = timed(lambda: ser.timeline.timeline_file(model, path), repeats)
+        out["total_s"], out["total_cpu_s"] = wall, cpu
+        log(f"timeline_file: file to segments (total)  {wall:6.2f}  {cpu:6.2f}   target: wall <= 15 s on 2 cores")
+        out["growth_mb"] = growth = rss_mb() - base
+        audio, wall, cpu = timed(lambda: ser.load_audio(path, cfg.sample_rate), repeats)
+        out["decode_s"] = wall
+        log(f"  decoding to {cfg.sample_rate // 1000} kHz mono (load_audio)     {wall:6.2f}  {cpu:6.2f}")
+        with ser.timeline.one_thread():  # as the timeline runs it
+            _, wall, cpu = timed(lambda: ser.timeline.speech_frames(audio, cfg.sample_rate), repeats)
+        out["speech_detection_s"] = wall
+        log(f"  speech detection (ser.vad, 2 s blocks)  {wall:6.2f}  {cpu:6.2f}")
+        tl, wall, cpu = timed(lambda: ser.timeline.timeline(model, audio, cfg.sample_rate), repeats)
+        out["array_s"], out["windows"] = wall, tl.windows
+        log(f"  timeline of the decoded array           {wall:6.2f}  {cpu:6.2f}   {tl.windows} windows of "
+            f"{tl.window:g} s every {tl.step:g} s classified")  # fmt: skip
+        log(f"\npeak memory growth of timeline_file: {growth:.0f} MB (process at {base:.0f} MB before)")
+        silent = sum(s.end - s.start for s in tl.segments if s.label == ser.timeline.SILENCE)
+        log(f"segments: {len(tl.segments)}; {silent:.0f} s of {tl.duration:.0f} s marked silence")
+        # each example clip is one emotion: about one speech segment per clip is the ideal
+        for cost in (ser.timeline.SWITCH_COST, 0.0):
+            speech = [s for s in ser.timeline.merge_steps(tl.probs, tl.labels, tl.step, tl.duration, cost)
+                      if s.label != ser.timeline.SILENCE]  # fmt: skip
+            log(f"  switch cost {cost:g}: {len(speech)} segments of speech, {np.mean([s.end - s.start for s in speech]):.1f} s "
+                f"on average, for {clips} clips")  # fmt: skip
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="checkpoint folder or Hub id; default: the shipped model")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=2, help="runs of each measurement; the fastest is shown")
     args = parser.parse_args(argv)
-    model = ser.load_model(args.model)
-    cfg = model.feature_config
-    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (other work on the machine slows every "
-          f"figure); the timeline runs on one torch thread; model: {args.model or 'checkpoints/default'}")  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "recording.wav"
-        clips = write_recording(path, args.minutes)
-        size = path.stat().st_size / 1e6
-        print(f"recording: {args.minutes:g} min of 16-bit {RATE // 1000} kHz stereo WAV, {size:.0f} MB\n")
-        print("                                          wall s   CPU s")
-        base = rss_mb()
-        tl, wall, cpu = timed(lambda: ser.timeline.timeline_file(model, path), args.repeats)
-        print(f"timeline_file: file to segments (total)  {wall:6.2f}  {cpu:6.2f}   target: wall <= 15 s on 2 cores")
-        growth = rss_mb() - base
-        audio, wall, cpu = timed(lambda: ser.load_audio(path, cfg.sample_rate), args.repeats)
-        print(f"  decoding to {cfg.sample_rate // 1000} kHz mono (load_audio)     {wall:6.2f}  {cpu:6.2f}")
-        with ser.timeline.one_thread():  # as the timeline runs it
-            _, wall, cpu = timed(lambda: ser.timeline.speech_frames(audio, cfg.sample_rate), args.repeats)
-        print(f"  speech detection (ser.vad, 2 s blocks)  {wall:6.2f}  {cpu:6.2f}")
-        tl, wall, cpu = timed(lambda: ser.timeline.timeline(model, audio, cfg.sample_rate), args.repeats)
-        print(f"  timeline of the decoded array           {wall:6.2f}  {cpu:6.2f}   {tl.windows} windows of "
-              f"{tl.window:g} s every {tl.step:g} s classified")  # fmt: skip
-        print(f"\npeak memory growth of timeline_file: {growth:.0f} MB (process at {base:.0f} MB before)")
-        silent = sum(s.end - s.start for s in tl.segments if s.label == ser.timeline.SILENCE)
-        print(f"segments: {len(tl.segments)}; {silent:.0f} s of {tl.duration:.0f} s marked silence")
-        # each example clip is one emotion: about one speech segment per clip is the ideal
-        for cost in (ser.timeline.SWITCH_COST, 0.0):
-            speech = [s for s in ser.timeline.merge_steps(tl.probs, tl.labels, tl.step, tl.duration, cost)
-                      if s.label != ser.timeline.SILENCE]  # fmt: skip
-            print(f"  switch cost {cost:g}: {len(speech)} segments of speech, {np.mean([s.end - s.start for s in speech]):.1f} s "
-                  f"on average, for {clips} clips")  # fmt: skip
+    measure(args.model, args.minutes, args.repeats)
 
 
 if __name__ == "__main__":
