@@ -42,6 +42,11 @@ TOO_SHORT = (
 UNREADABLE = "This is not a sound file we can open, or it is damaged. Save it as a WAV or MP3 file and try again."
 EMPTY = "This file is empty. Record it or save it again."
 NO_SOUND = "This file holds no sound. Record it or save it again."
+TOO_BIG = "This file is too big ({mb} MB): send one of {max_mb} MB at most, e.g. the part you want analysed."
+# The largest file the app (an upload, or a file handed to an MCP tool) and the offline page take: ten minutes of
+# the largest common recording, 16-bit 48 kHz stereo WAV (115 MB, 110 MiB); compressed files this size last hours,
+# and the timeline reads only their first minutes.
+MAX_FILE_BYTES = 120 * 1024**2  # 126 MB
 
 
 class AudioError(ValueError):

@@ -20,7 +20,7 @@ import matplotlib
 import numpy as np
 
 from . import plots, words
-from .audio import decode_seconds
+from .audio import MAX_FILE_BYTES, decode_seconds
 from .export import export, metadata
 from .hub import load_model
 from .model import SERModel
@@ -36,11 +36,12 @@ SETTINGS = '<script type="application/json" id="settings">null</script>'  # wher
 def settings(model: SERModel) -> dict:
     """What the page reads from index.html: the graph's metadata plus how much of a file to decode, the words, the
     picture's colours."""
-    meta = metadata(model) | {"decode_seconds": decode_seconds(model.feature_config)}
+    meta = metadata(model) | {"decode_seconds": decode_seconds(model.feature_config), "max_file_bytes": MAX_FILE_BYTES}
     said, fill = words.templates(), words.fill  # the blanks fixed for this model filled; the page fills the rest
     said["too_short"] = fill(
         said["too_short"], min_seconds=f"{meta['min_seconds']:g}", s="s" * (meta["min_seconds"] != 1)
     )
+    said["too_big"] = fill(said["too_big"], max_mb=f"{MAX_FILE_BYTES / 1024**2:.0f}")
     said["only_first"] = fill(said["only_first"], max_seconds=f"{meta['max_seconds']:g}")
     said["only_picture"] = fill(said["only_picture"], min_seconds=f"{meta.get('voice_min_seconds', 0):g}")
     if meta["confident_share"] is not None:

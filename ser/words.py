@@ -81,6 +81,7 @@ def templates() -> dict:
         "unreadable": audio.UNREADABLE,
         "empty": audio.EMPTY,
         "no_sound": audio.NO_SOUND,
+        "too_big": audio.TOO_BIG,
         "too_loud": quality.TOO_LOUD,
         "very_quiet": quality.VERY_QUIET,
         "not_speech": quality.NOT_SPEECH,

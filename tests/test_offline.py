@@ -28,7 +28,7 @@ from ser import words
 from ser.app.analyse import listeners, verdict
 from ser.app.offline_page import FAILED, NO_FOLDER, PREPARING, OfflinePage
 from ser.app.serving import Result
-from ser.audio import EMPTY, UNREADABLE, AudioError
+from ser.audio import EMPTY, TOO_BIG, UNREADABLE, AudioError
 from ser.cli import main
 from ser.hub import load_model
 from ser.offline import MODEL, PAGE
@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.flac"))
 TIMEOUT_MS = 60_000  # generous: a loaded 2-core machine; an answer takes about a second
 RATE = 16000
+SMALL_LIMIT = 1024**2  # the /small/ page's largest file, in place of the app's 120 MiB
 
 
 # ----------------------------------------------------------------------------- the folder, without a browser
@@ -65,7 +66,9 @@ def test_the_command_writes_a_complete_page_with_the_apps_words(model_dir, tmp_p
     assert "serve the folder" in capsys.readouterr().out
     s = settings_of((site / "index.html").read_text())
     meta = ser.export.read_metadata(ser.export.session(site / MODEL))
-    assert {k: v for k, v in s["model"].items() if k != "decode_seconds"} == meta  # the graph's own metadata
+    page_only = {"decode_seconds", "max_file_bytes"}
+    assert {k: v for k, v in s["model"].items() if k not in page_only} == meta  # the graph's own metadata
+    assert s["model"]["max_file_bytes"] == ser.app.serving.MAX_FILE_BYTES  # the app's limit
     said = s["words"]
     assert said["silent"] == ser.audio.silent_error("x").plain and said["unreadable"] == UNREADABLE
     short = ser.audio.too_short_error("x", 0.3, load_model(model_dir).feature_config).plain
@@ -121,11 +124,16 @@ def shipped():
 
 @pytest.fixture(scope="module")
 def port(shipped, tmp_path_factory):
-    """The page for the shipped model at /page/, and a copy whose model.onnx was cut short at /broken/."""
+    """The page for the shipped model at /page/, a copy whose model.onnx was cut short at /broken/, and one that
+    takes files of SMALL_LIMIT bytes at most at /small/."""
     root = tmp_path_factory.mktemp("sites")
     ser.offline.build(shipped, root / "page")
     shutil.copytree(root / "page", root / "broken")
     cut_file(root / "broken" / MODEL, 0.5)
+    shutil.copytree(root / "page", root / "small")
+    with pytest.MonkeyPatch.context() as limit:
+        limit.setattr(ser.offline, "MAX_FILE_BYTES", SMALL_LIMIT)
+        (root / "small" / "index.html").write_text(ser.offline.page_html(shipped))
     with static_server(root) as port:
         yield port
 
@@ -304,6 +312,16 @@ def test_bad_files_get_the_apps_words(page_for_bad_input, shipped, tmp_path, cas
     shown = answered(page_for_bad_input, path)
     assert shown["state"] == "refused" and shown["problem"] == said
     assert "Cannot analyse this" in shown["text"]
+
+
+def test_a_file_over_the_apps_limit_is_refused_before_it_is_decoded(browser, port, tmp_path):
+    page = opened(browser, f"http://127.0.0.1:{port}/small/")
+    big = write(tmp_path / "long.wav", np.tile(speech_like(2.0), 40))  # 80 s of 16-bit 16 kHz: 2.4 MiB
+    shown = answered(page, big)
+    said = TOO_BIG.format(mb=f"{big.stat().st_size / 1024**2:.0f}", max_mb=f"{SMALL_LIMIT / 1024**2:.0f}")
+    assert shown["state"] == "refused" and shown["problem"] == said
+    small = write(tmp_path / "short.wav", speech_like(2.0))  # the same page still answers what fits
+    assert answered(page, small)["state"] == "answered"
 
 
 # case -> the sound (16 kHz), with a note Python adds to it

@@ -30,7 +30,7 @@ from gradio.context import LocalContext
 from gradio.exceptions import InvalidPathError
 from gradio.mcp import GradioMCPServer
 
-from ser import classroom
+from ser import audio, classroom
 from ser.audio import AudioError, audio_duration
 from ser.inference import Analysis, adapted, analyse_file
 from ser.model import SERModel
@@ -59,9 +59,7 @@ LONG_NICE = 10  # the long lane's threads run this much nicer: a quick analysis 
 # The C library keeps the memory a burst of requests freed; it is handed back once analyses have been idle this long
 # (server RSS 12 s after 500 requests at 8 and 32 clients: 34 MB over its start without, 15 MB with).
 IDLE_TRIM_SECONDS = 10.0
-# Ten minutes of the largest common recording, 16-bit 48 kHz stereo WAV (115 MB, 110 MiB); compressed files this size
-# last hours, and the timeline reads only their first TIMELINE_SECONDS.
-MAX_FILE_BYTES = 120 * 1024**2  # 126 MB
+MAX_FILE_BYTES = audio.MAX_FILE_BYTES  # ten minutes of 48 kHz stereo WAV (see there)
 MAX_FILE_SIZE = f"{MAX_FILE_BYTES // 1024**2}mb"  # as Gradio takes it: it counts mb as MiB
 TIMELINE_SECONDS = 600  # the timeline follows 10 minutes at most: about 15 s on 2 cores (bench/bench_timeline.py)
 SESSION_SECONDS = 600  # a visitor's recent results stay this long after their last analysis (API calls keep none)

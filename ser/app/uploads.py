@@ -30,6 +30,8 @@ from urllib.parse import unquote
 import gradio as gr
 from gradio.utils import get_upload_folder
 
+from ser.audio import TOO_BIG
+
 log = logging.getLogger("app")
 
 SWEEP_SECONDS = 30.0  # how often the sweeper looks
@@ -152,8 +154,7 @@ def handed_file(url: str, max_bytes: int) -> str:
 
 
 def _too_big(size: int, max_bytes: int) -> NotHanded:
-    return NotHanded(f"This file is too big ({size / 1024**2:.0f} MB): send one of {max_bytes / 1024**2:.0f} MB "
-                     "at most, e.g. the part you want analysed.")  # fmt: skip
+    return NotHanded(TOO_BIG.format(mb=f"{size / 1024**2:.0f}", max_mb=f"{max_bytes / 1024**2:.0f}"))
 
 
 def _decoded(url: str, max_bytes: int) -> tuple[bytes, str]:

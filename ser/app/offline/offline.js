@@ -85,6 +85,8 @@
 
   async function fromFile(file) {
     if (file.size === 0) throw new Refusal(W.empty);
+    // the app's limit too: decoding a larger file could take all the tab's memory
+    if (file.size > M.max_file_bytes) throw new Refusal(fill(W.too_big, { mb: (file.size / 1024 ** 2).toFixed(0) }));
     const data = await file.arrayBuffer();
     let decoded;
     try {
