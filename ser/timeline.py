@@ -25,7 +25,7 @@ from .encoder import encoder_features
 from .features import log_mel_spectrogram
 from .inference import Analysis, analyse
 from .model import SERModel
-from .vad import FRAME, FRAME_SECONDS, SPEECH_THRESHOLD, VAD_RATE, speech_probabilities
+from .vad import FRAME, FRAME_SECONDS, SPEECH_THRESHOLD, VAD_RATE, block_speech_probabilities
 from .voice import ADAPT_K, fuse_log_probs
 
 HOP_SECONDS = 0.5  # a new window every half second: emotions in speech change over seconds, not faster
@@ -101,7 +101,7 @@ def speech_frames(audio: np.ndarray, rate: int) -> np.ndarray:
     VAD_BLOCK_SECONDS each at its own level (see there)."""
     frame = round(FRAME * rate / VAD_RATE)  # samples per detector frame at `rate`: blocks hold whole frames
     block = int(VAD_BLOCK_SECONDS * rate) // frame * frame
-    probs = [speech_probabilities(audio[i : i + block], rate) for i in range(0, len(audio), block)]
+    probs = block_speech_probabilities([audio[i : i + block] for i in range(0, len(audio), block)], rate)
     return np.concatenate(probs) >= SPEECH_THRESHOLD
 
 

@@ -12,7 +12,15 @@ from conftest import speech_like
 from ser.audio import load_audio, prepare
 from ser.features import FeatureConfig
 from ser.quality import MIN_SPEECH_FRACTION, check_quality
-from ser.vad import FRAME, FRAME_SECONDS, VAD_RATE, _Detector, speech_fraction, speech_probabilities
+from ser.vad import (
+    FRAME,
+    FRAME_SECONDS,
+    VAD_RATE,
+    _Detector,
+    block_speech_probabilities,
+    speech_fraction,
+    speech_probabilities,
+)
 
 SR = 16000
 CFG = FeatureConfig()
@@ -95,6 +103,19 @@ def test_detector_matches_silero_vads_own_frame_by_frame_loop():
     ours = _Detector(jit)(torch.from_numpy(x)).numpy()
     assert ours.shape == theirs.shape and theirs.max() > 0.9 and theirs.min() < 0.1  # both kinds of frame
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_blocks_judged_side_by_side_are_judged_as_one_at_a_time():
+    """The timeline's blocks share the detector's passes (`block_speech_probabilities`): each block still starts
+    afresh at its own level, whatever its length, neighbours and rate."""
+    blocks = [speech_like(2.0, seed=1), 0.01 * speech_like(2.0, seed=2), noise(0.7), speech_like(0.4, seed=3)]
+    for rate, sized in ((SR, blocks), (8000, [b[::2] for b in blocks])):
+        together = block_speech_probabilities(sized, rate, side_by_side=3)  # a group of 3, then one of 1
+        alone = [speech_probabilities(b, rate) for b in sized]
+        assert [len(p) for p in together] == [len(p) for p in alone]
+        for t, a in zip(together, alone):
+            np.testing.assert_allclose(t, a, atol=1e-5)
+    assert max(alone[0]) > 0.9 and min(alone[2]) < 0.1  # both kinds of frame
 
 
 def test_detector_is_thread_safe_and_leaves_torch_threads_alone():
