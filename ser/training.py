@@ -556,13 +556,14 @@ def save_checkpoint(
     options, so that `train.py --recipe` repeats the run), confusion PNGs, model card. The voice listener's files
     are written before, by `voice_training.train_voice`; without a `voice` section in `metrics` any stale ones go."""
     from .card import render_card
-    from .voice import LISTENER_FILES
+    from .voice import LISTENER_FILES, load_voice
 
     out.mkdir(parents=True, exist_ok=True)
     stale = list(out.glob("confusion_matrix*.png"))
     stale += [out / f for f in LISTENER_FILES if "voice" not in metrics and (out / f).exists()]
     for f in stale:
         f.unlink()
+    model.voice = load_voice(out) if "voice" in metrics else None  # the card describes the listener as saved
     (out / "README.md").write_text(render_card(model, metrics, data_args, cfg.augment is not None))
     model.save_pretrained(out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

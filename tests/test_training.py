@@ -436,3 +436,20 @@ def test_a_damaged_cache_entry_is_rebuilt(corpus, tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(first.audio, again.audio, strict=True))
     assert ser.data.load_corpus(corpus, "folder", fc, tmp_path, log=messages.append).paths == first.paths
     assert len(messages) == 1  # rebuilt once, read from the cache after that
+
+
+def test_the_card_train_py_writes_describes_the_voice_listener_it_saved(two_listener_dir, tmp_path):
+    """train.py saves the voice listener's files first, then the folder and its card (`save_checkpoint`), from the
+    CNN it trained, which has no listener attached: the card must still say that a second listener votes."""
+    out = tmp_path / "run"
+    shutil.copytree(two_listener_dir, out)
+    cnn = load_model(out)
+    cnn.voice = None  # as train.py holds it
+    metrics = json.loads((ser.hub.DEFAULT_MODEL / "metrics.json").read_text())  # a real run's, voice section and all
+    ser.training.save_checkpoint(cnn, out, TrainConfig(), ["folder=x"], metrics)
+    card = (out / "README.md").read_text()
+    assert "and a pretrained voice encoder" in card and "A second listener votes too" in card
+    assert load_model(out).voice is not None  # its files were kept
+    del metrics["voice"]
+    ser.training.save_checkpoint(cnn, out, TrainConfig(), ["folder=x"], metrics)  # a run without one: no trace left
+    assert "voice encoder" not in (out / "README.md").read_text() and load_model(out).voice is None
