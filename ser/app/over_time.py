@@ -35,11 +35,9 @@ VIEWS["timeline"] = View(
     captioned(
         "The whole recording, emotion by emotion",
         "The model hears a few seconds at a time, so it listens again every half second along the recording "
-        f"(up to {TIMELINE_SECONDS // 60} minutes). The second listener (the one that learnt from many voices), "
-        "where the model has one, is slower: it hears each 3 s stretch once, and compares it with the rest of the "
-        "recording (one voice, mostly). Each colour is one emotion's share; grey stretches hold no speech and are "
-        "not judged. The answer at the top of the page judges the whole recording at once, so it "
-        "can be surer, or even different: a few seconds say less than the whole.",
+        f"(up to {TIMELINE_SECONDS // 60} minutes); the second listener, where there is one, every 3 s. Each colour "
+        "is one emotion's share; grey stretches hold no speech. The answer at the top judges the whole recording at "
+        "once, so it can be surer, or even different.",
         "timeline",
     ),
     tab=TITLE,
