@@ -174,8 +174,12 @@ def stages(model: ser.SERModel, clip: np.ndarray, runs: int) -> dict:
             for n in names:
                 setattr(ser.inference, n, timer(n, saved[n]))
             model.probabilities = timer("model", model.probabilities)
+            listener = ["voice features", "voice head"] if model.voice is not None else []
+            if listener:
+                model.voice.features = timer("voice features", model.voice.features)
+                model.voice.probabilities = timer("voice head", model.voice.probabilities)
             for _ in range(runs + 3):
-                for key in [*names, "model", "analysis"]:
+                for key in [*names, "model", *listener, "analysis"]:
                     totals[key].append(0.0)
                 t = time.thread_time()
                 analysis = ser.analyse_file(model, path)
@@ -184,6 +188,8 @@ def stages(model: ser.SERModel, clip: np.ndarray, runs: int) -> dict:
             for n, f in saved.items():
                 setattr(ser.inference, n, f)
             del model.probabilities
+            if listener:
+                del model.voice.features, model.voice.probabilities
     median = {k: 1000 * statistics.median(v[3:]) for k, v in totals.items() if any(v[3:])}
     median["other"] = max(0.0, median["analysis"] - sum(v for k, v in median.items() if k != "analysis"))
     median["pictures (page only)"] = 1000 * statistics.median(

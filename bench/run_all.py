@@ -217,7 +217,10 @@ def crowd_rows(crowd: dict | None) -> list[list[str]]:
 def stage_rows(r: dict) -> list[list[str]]:
     """Where one /predict's server time goes: each step of the analysis, then Gradio and the transport."""
     stages, one = r["core"]["stages_ms"], r["app"]["levels"][0]
-    names = {"load_audio": "decode the upload", "model": "model", "log_mel_spectrogram": "log-mel"}
+    names = {"load_audio": "decode the upload", "model": "model (the CNN)", "log_mel_spectrogram": "log-mel",
+             "speech_probabilities": "speech detection (`ser.vad`, once for both listeners)",
+             "voice features": "voice listener: its mel, the encoder's LSTM, the pooling",
+             "voice head": "voice listener: its head"}  # fmt: skip
     rows = [[names.get(k, f"`{k}`"), ms(v)] for k, v in stages.items() if k not in ("analysis", "pictures (page only)")]
     rows.append(["**analysis in all** (`ser.analyse_file`)", f"**{ms(stages['analysis'])}**"])
     gradio_ms = one["server_cpu_ms_per_request"] - stages["analysis"]
