@@ -123,8 +123,6 @@ def record(name: str, result: dict) -> None:
 def cnn_logps(clips: Clips, labels, name: str, calibrated: bool = False) -> np.ndarray:
     """The CNN's log-probabilities (N, len(labels)) at temperature 1, or at its own if `calibrated`."""
     model = load_model(name)
-    if calibrated:
-        return log_softmax(cnn_logps(clips, labels, name) / model.config.temperature)
     h = hashlib.sha1(json.dumps(model.config.__dict__, default=str).encode())
     for p in model.state_dict().values():
         h.update(p.numpy().tobytes())
@@ -132,7 +130,8 @@ def cnn_logps(clips: Clips, labels, name: str, calibrated: bool = False) -> np.n
     cache = CACHE / f"cnn-{h.hexdigest()[:16]}.npy"
     if not cache.exists():  # log-probabilities at temperature 1 over `labels`
         np.save(cache, cnn_log_probs(model, clips, labels, 1.0))
-    return np.load(cache)
+    logp = np.load(cache)
+    return log_softmax(logp / model.config.temperature) if calibrated else logp
 
 
 def main(argv=None) -> None:

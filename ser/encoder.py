@@ -176,7 +176,8 @@ def encoder_features(
     (clips of similar length together, so little work is spent on padding). `speech`: each clip's
     `vad.speech_probabilities`, where already computed."""
     cfg = encoder.cfg
-    mels = [mel_power(preprocess(a, cfg, None if speech is None else s), cfg) for a, s in zip(clips, speech or clips)]
+    speech = speech or [None] * len(clips)
+    mels = [mel_power(preprocess(a, cfg, s), cfg) for a, s in zip(clips, speech)]
     order = np.argsort([len(m) for m in mels])
     out = np.zeros((len(mels), cfg.dim), np.float32)
     for start in range(0, len(order), batch):

@@ -13,16 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .audio import (
-    SILENCE_DBFS,
-    audio_duration,
-    decode_seconds,
-    load_audio,
-    peak_dbfs,
-    prepare,
-    to_model_rate,
-    trim_silence,
-)
+from .audio import audio_duration, decode_seconds, load_audio, prepare, to_model_rate, trim_silence
 from .features import FeatureConfig, log_mel_spectrogram
 from .model import SERModel
 from .quality import check_quality
@@ -83,7 +74,7 @@ def analyse(
     clip = prepare(mono, cfg, name=name)
     # Quality is judged on what the model hears; how much was cut off is judged here, once. The voice detector
     # runs once, for the quality check and the voice listener's pause cut.
-    speech = speech_probabilities(clip, cfg.sample_rate) if peak_dbfs(clip) >= SILENCE_DBFS else None
+    speech = speech_probabilities(clip, cfg.sample_rate)  # `prepare` has refused silence
     notes = check_quality(clip, cfg, speech)
     limit = int(cfg.max_seconds * cfg.sample_rate)
     sound = len(trim_silence(mono, cfg.trim_db)) if len(clip) == limit else len(clip)

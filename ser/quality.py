@@ -8,7 +8,7 @@ import numpy as np
 
 from .audio import SILENCE_DBFS, peak_dbfs
 from .features import FeatureConfig
-from .vad import SPEECH_THRESHOLD, speech_probabilities
+from .vad import speech_probabilities, speech_share
 
 CLIP_LEVEL = 0.99  # a sample at or above 99 % of full scale has hit the converter's ceiling
 # Clipped when more than 1 sample in 1000 sits at the ceiling: an unclipped voice normalised to full scale
@@ -57,8 +57,7 @@ def check_quality(audio: np.ndarray, cfg: FeatureConfig, speech: np.ndarray | No
         notes.append(VERY_QUIET)
     limit = int(cfg.max_seconds * cfg.sample_rate)
     if peak >= SILENCE_DBFS:
-        speech = speech_probabilities(audio[:limit], cfg.sample_rate) if speech is None else speech
-        share = float(np.mean(speech >= SPEECH_THRESHOLD)) if speech.size else 0.0
+        share = speech_share(speech_probabilities(audio[:limit], cfg.sample_rate) if speech is None else speech)
         if share < MIN_SPEECH_FRACTION:
             notes.append(NOT_SPEECH.format(percent=f"{100 * share:.0f}"))
     return notes

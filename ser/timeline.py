@@ -44,7 +44,7 @@ VAD_BLOCK_SECONDS = 2.0
 SWITCH_COST = 2.0
 # The voice listener's windows: its recurrent encoder costs about 8 times the CNN per second of audio, so it hears
 # 3 s windows side by side (every 3 s, not every 0.5 s; whole 32 ms detector frames, so 3.008 s at 16 kHz, which
-# lets its pause cut reuse the recording's speech frames): a 10-minute file costs it about 5 s on one core.
+# lets its pause cut reuse the recording's speech frames): a 10-minute file costs it a few seconds on one core.
 VOICE_SECONDS = 3.0
 STREAM_BLOCK_SECONDS = 30.0  # files are decoded this much at a time: bounds the decoder's memory, not the result's
 
@@ -96,10 +96,15 @@ def speech_seconds(frames: np.ndarray, starts: np.ndarray, ends: np.ndarray, rat
     return (cumulative[last] - cumulative[first]) * FRAME_SECONDS
 
 
+def frame_samples(rate: int) -> int:
+    """Samples per detector frame (`FRAME_SECONDS`) at `rate`."""
+    return round(FRAME * rate / VAD_RATE)
+
+
 def speech_frames(audio: np.ndarray, rate: int) -> np.ndarray:
     """Whether each `FRAME_SECONDS` frame of mono audio (samples,) is speech, (frames,) bool, judged in blocks of
     VAD_BLOCK_SECONDS each at its own level (see there)."""
-    frame = round(FRAME * rate / VAD_RATE)  # samples per detector frame at `rate`: blocks hold whole frames
+    frame = frame_samples(rate)  # blocks hold whole frames
     block = int(VAD_BLOCK_SECONDS * rate) // frame * frame
     probs = block_speech_probabilities([audio[i : i + block] for i in range(0, len(audio), block)], rate)
     return np.concatenate(probs) >= SPEECH_THRESHOLD
@@ -187,7 +192,7 @@ def with_voice(model: SERModel, mono: np.ndarray, frames: np.ndarray, cnn: np.nd
     """The steps' CNN probabilities (steps, n_classes) fused with the voice listener's, heard in VOICE_SECONDS
     windows side by side; steps no voice window judged (too little speech) keep the CNN's."""
     voice, sr = model.voice, model.feature_config.sample_rate
-    frame = round(FRAME * sr / VAD_RATE)
+    frame = frame_samples(sr)
     window = min(round(VOICE_SECONDS * sr / frame) * frame, len(mono))  # whole detector frames
     starts = window_starts(len(mono), window, window)
     judged = starts[speech_seconds(frames, starts, starts + window, sr) >= voice.min_seconds]

@@ -81,11 +81,13 @@ class _Detector(torch.nn.Module):
         return x.squeeze(-1)
 
     def windows(self, audio: torch.Tensor) -> torch.Tensor:
-        """(samples,) -> (frames, context + FRAME): each frame with the context before it; the last zero-padded."""
-        padded = torch.cat([audio.new_zeros(self.context), audio, audio.new_zeros(FRAME - 1)])
-        frames = (audio.shape[0] + FRAME - 1) // FRAME
+        """(..., samples) -> (..., frames, context + FRAME): each frame with the context before it; the last
+        zero-padded."""
+        lead, tail = audio.new_zeros(*audio.shape[:-1], self.context), audio.new_zeros(*audio.shape[:-1], FRAME - 1)
+        padded = torch.cat([lead, audio, tail], dim=-1)
+        frames = (audio.shape[-1] + FRAME - 1) // FRAME
         index = torch.arange(frames).unsqueeze(1) * FRAME + torch.arange(self.context + FRAME).unsqueeze(0)
-        return padded[index]
+        return padded[..., index]
 
     def scores(self, features: torch.Tensor, state=None) -> tuple[torch.Tensor, tuple]:
         """Features (frames, 128) -> speech probability per frame (frames,), and the LSTM's state after them."""
@@ -97,10 +99,9 @@ class _Detector(torch.nn.Module):
         """Speech probability per frame (B, frames) of B rows of 16 kHz audio (B, samples), each row judged on its own
         from a fresh state, as `forward` judges one (the rows share the passes; a row's zeros past its end do not
         change its frames before them)."""
-        rows, frames = audio.shape[0], (audio.shape[1] + FRAME - 1) // FRAME
-        padded = torch.cat([audio.new_zeros(rows, self.context), audio, audio.new_zeros(rows, FRAME - 1)], dim=1)
-        index = torch.arange(frames).unsqueeze(1) * FRAME + torch.arange(self.context + FRAME).unsqueeze(0)
-        features = self.front(padded[:, index].reshape(rows * frames, -1)).reshape(rows, frames, -1)
+        windows = self.windows(audio)  # (rows, frames, context + FRAME)
+        rows, frames = windows.shape[:2]
+        features = self.front(windows.reshape(rows * frames, -1)).reshape(rows, frames, -1)
         hidden, _ = self.lstm(features)  # (rows, frames, 128)
         return torch.sigmoid(self.out(torch.relu(hidden).transpose(1, 2))).squeeze(1)
 
@@ -165,5 +166,9 @@ def _prepared(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def speech_fraction(audio: np.ndarray, sample_rate: int, threshold: float = SPEECH_THRESHOLD) -> float:
     """Share of the 32 ms frames of mono audio (samples,) that the detector judges speech, in [0, 1]."""
-    probs = speech_probabilities(audio, sample_rate)
+    return speech_share(speech_probabilities(audio, sample_rate), threshold)
+
+
+def speech_share(probs: np.ndarray, threshold: float = SPEECH_THRESHOLD) -> float:
+    """Share of frames whose speech probabilities (frames,) are at least `threshold`, in [0, 1]; 0 for none."""
     return float(np.mean(probs >= threshold)) if probs.size else 0.0
