@@ -1,6 +1,6 @@
 """The app under load: `python app.py` in a subprocess on 127.0.0.1, `/predict` through gradio_client; prints figures.
 
-    python bench/bench_app.py [--model checkpoints/default] [--requests 2000] [--quick]
+    python bench/bench_app.py [--model checkpoints/default] [--requests 2000] [--quick] [--crowd | --soak]
 
 Measures, for real 3 s speech clips (16-bit WAV, as a browser uploads them):
 - cold start: seconds from starting `python app.py` until it serves the page, and until it answers `/predict`;
@@ -12,8 +12,10 @@ Measures, for real 3 s speech clips (16-bit WAV, as a browser uploads them):
 - fairness: `/predict` at 4 clients while 2 clients loop `/timeline` on 10-minute recordings (its p95 should stay
   within the 2 s promise);
 - `/explain` in a burst, 8 clients x 5 clips of 30 s: latency, and the server's RSS before, at its peak and after
-  resting `--rest` seconds (it should come back within 50 MB).
-`--crowd` measures only the last two.
+  resting `--rest` seconds (it should come back within 50 MB);
+- time: SOAK_ROUNDS rounds of SOAK_REQUESTS `/predict` calls at 8 clients, each call in a new session, with a rest
+  after each: the server's RSS after each rest (it should stop growing after the first round).
+`--crowd` measures only the fairness and `/explain` figures, `--soak` only the rounds.
 Each client sends its own clips (identical clips from several clients are one file on the server, analysed once for
 all of them, which would flatter the figures). Without --model and without checkpoints/default, a randomly initialised model of
 the default size stands in (same computation, meaningless answers).
@@ -44,6 +46,10 @@ from ser.model import ModelConfig, SERModel
 ROOT = Path(__file__).resolve().parent.parent
 LEVELS = (1, 8, 32)
 FILES_PER_CLIENT = 4
+SOAK_CLIENTS = 8
+SOAK_ROUNDS = 4  # of SOAK_REQUESTS, each followed by SOAK_REST_S of rest: ~4 min on 2 cores
+SOAK_REQUESTS = 1500
+SOAK_REST_S = 25.0  # beyond the app's idle times (serving.CLEAN_SESSION_SECONDS and IDLE_TRIM_SECONDS)
 
 
 # ----------------------------------------------------------------------------- the server process
@@ -144,8 +150,9 @@ def make_files(folder: Path, n_clients: int, clips: list[np.ndarray], sample_rat
     return files
 
 
-def level(url: str, pid: int, files: list[list[Path]], requests: int, seconds: float) -> dict:
-    """`len(files)` clients sending until `requests` are answered or `seconds` pass; latency, outcomes, RSS peak."""
+def level(url: str, pid: int, files: list[list[Path]], requests: int, seconds: float, fresh: bool = False) -> dict:
+    """`len(files)` clients sending until `requests` are answered or `seconds` pass; latency, outcomes, RSS peak.
+    `fresh`: each request in a new session, as scripts that make a client per call send them."""
     clients = [client(url) for _ in files]
     tickets, lock = itertools.count(), threading.Lock()
     records: list[tuple[float, str]] = []
@@ -155,6 +162,8 @@ def level(url: str, pid: int, files: list[list[Path]], requests: int, seconds: f
         for path in itertools.cycle(files[k]):
             if next(tickets) >= requests or time.perf_counter() > deadline:
                 return
+            if fresh:
+                clients[k].reset_session()
             t = time.perf_counter()
             try:
                 result = outcome(clients[k].predict(handle_file(str(path)), api_name="/predict"))
@@ -292,12 +301,34 @@ def crowd(url: str, pid: int, tmp: Path, clips: list[np.ndarray], seconds: float
     return out
 
 
+# ----------------------------------------------------------------------------- time
+
+
+def soak(url: str, pid: int, tmp: Path, clips: list[np.ndarray], rounds: int, requests: int, rest: float,
+         log=print) -> dict:  # fmt: skip
+    """What hours of use do to the server's memory, in minutes: `rounds` rounds of `requests` /predict calls from
+    SOAK_CLIENTS clients, each call in a new session (as scripts that make a client per call send them, the most a
+    session-keeping server can be asked to keep), resting `rest` seconds after each (the app forgets idle sessions
+    and trims its memory meanwhile). The server's RSS after each rest should stop growing after the first round."""
+    files = make_files(tmp / "soak", SOAK_CLIENTS, clips, 16000)
+    out = {"clients": SOAK_CLIENTS, "requests_per_round": requests, "rest_s": rest, "rss_before_mb": rss_mb(pid),
+           "rounds": []}  # fmt: skip
+    for r in range(rounds):
+        result = level(url, pid, files, requests, 600, fresh=True)
+        time.sleep(rest)
+        out["rounds"].append(result | {"rss_after_rest_mb": rss_mb(pid)})
+        log(f"soak round {r + 1} of {rounds}: {result['requests_per_s']:.1f} requests/s, {result['failed']} failed, "
+            f"RSS peak {result['rss_peak_mb']:.0f} MiB, {out['rounds'][-1]['rss_after_rest_mb']:.0f} after the rest")  # fmt: skip
+    return out
+
+
 # ----------------------------------------------------------------------------- the whole run
 
 
-def measure(model: str | None, requests: int, seconds: float, rest: float, log=print, only_crowd: bool = False) -> dict:
-    """Cold start, then every level of LEVELS, then a rest, then `crowd`; one dict (see `bench/run_all.py`).
-    `only_crowd`: cold start and `crowd` only."""
+def measure(model: str | None, requests: int, seconds: float, rest: float, log=print, only: str | None = None,
+            soak_rounds: int = SOAK_ROUNDS, soak_requests: int = SOAK_REQUESTS) -> dict:  # fmt: skip
+    """Cold start, then every level of LEVELS, then a rest, then `crowd`, then `soak`; one dict (see
+    `bench/run_all.py`). `only`: "crowd" or "soak", cold start and that only."""
     with tempfile.TemporaryDirectory(prefix="bench_app_") as tmp:
         tmp = Path(tmp)
         if model is None and not (DEFAULT_MODEL / "model.safetensors").exists():
@@ -319,19 +350,22 @@ def measure(model: str | None, requests: int, seconds: float, rest: float, log=p
             level(url, proc.pid, warm, 20, seconds)  # first-call allocations and caches
             out["rss_mb"] = {"after_warm_up": rss_mb(proc.pid)}
             out["levels"] = []
-            for n in () if only_crowd else LEVELS:
+            for n in () if only else LEVELS:
                 files = make_files(tmp / f"c{n}", n, clips, 16000)
                 result = level(url, proc.pid, files, max(requests, 3 * n), seconds)  # 3 each at least
                 out["levels"].append(result)
                 out["rss_mb"][f"after_{n}_clients"] = rss_mb(proc.pid)
                 log(json.dumps(result, default=lambda x: round(x, 1)))
-            if not only_crowd:
+            if not only:
                 time.sleep(rest)
                 out["rss_mb"]["after_rest"] = rss_mb(proc.pid)
                 out["rss_mb"]["peak"] = max(r["rss_peak_mb"] for r in out["levels"])
                 out["rest_s"] = rest
                 log(f"server RSS (MiB): {json.dumps(out['rss_mb'], default=lambda x: round(x, 1))}")
-            out["crowd"] = crowd(url, proc.pid, tmp, clips, min(seconds, 60), rest, log)
+            if only in (None, "crowd"):
+                out["crowd"] = crowd(url, proc.pid, tmp, clips, min(seconds, 60), rest, log)
+            if only in (None, "soak") and soak_rounds:
+                out["soak"] = soak(url, proc.pid, tmp, clips, soak_rounds, soak_requests, SOAK_REST_S, log)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -348,10 +382,16 @@ def main(argv=None) -> None:
         "--quick", action="store_true", help="40 requests per level (3 per client at least), 60 s limit, 5 s rest"
     )
     p.add_argument("--crowd", action="store_true", help="only /predict beside timelines and the /explain burst")
+    p.add_argument("--soak", action="store_true", help="only the rounds of calls in new sessions (`soak`)")
     args = p.parse_args(argv)
+    soak_rounds, soak_requests = SOAK_ROUNDS, SOAK_REQUESTS
     if args.quick:
         args.requests, args.seconds, args.rest = 40, 60, 5
-    print(json.dumps(measure(args.model, args.requests, args.seconds, args.rest, only_crowd=args.crowd), indent=2))
+        soak_rounds, soak_requests = 2, 40
+    only = "crowd" if args.crowd else "soak" if args.soak else None
+    out = measure(args.model, args.requests, args.seconds, args.rest, only=only, soak_rounds=soak_rounds,
+                  soak_requests=soak_requests)  # fmt: skip
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

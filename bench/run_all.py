@@ -39,6 +39,7 @@ SUMMARY_END = "<!-- end of speed summary -->"
 TARGET_RATE_8 = 20.0  # requests/s at 8 clients
 TARGET_P95_32 = 2000.0  # ms at 32 clients, unless the waiting ones are told "busy" fast
 TARGET_RSS_GROWTH = 50.0  # MiB over all the requests, and back to the baseline after a rest
+TARGET_SOAK_GROWTH = 25.0  # MiB of RSS, after a rest, from the soak's first round to its last: no growth with time
 # The two-listeners issue's budgets: the fused answer per 3 s clip on one thread, and the checkpoint folder.
 TARGET_FUSED_MS = 30.0
 TARGET_FOLDER_MB = 12.0
@@ -76,7 +77,8 @@ def run(args: argparse.Namespace) -> dict:
     )
     print("== the app under load", flush=True)
     requests, seconds, rest = (40, 60, 5) if args.quick else (2000, 600, 60)
-    results["app"] = bench_app.measure(args.model, requests, seconds, rest)
+    soak = dict(soak_rounds=2, soak_requests=40) if args.quick else {}
+    results["app"] = bench_app.measure(args.model, requests, seconds, rest, **soak)
     results["load_average_after"] = os.getloadavg()[0]
     results["seconds"] = time.time() - start
     return results
@@ -188,7 +190,24 @@ def speed_rows(r: dict) -> list[list[str]]:
         f"<= {TARGET_RSS_GROWTH:g} MiB growth, back to the baseline after a rest: "
         f"{mark(grew <= TARGET_RSS_GROWTH)} / {rested:+.0f} MiB",
     ])  # fmt: skip
-    return rows + crowd_rows(app.get("crowd"))
+    return rows + crowd_rows(app.get("crowd")) + soak_rows(app.get("soak"))
+
+
+def soak_rows(soak: dict | None) -> list[list[str]]:
+    """Memory over rounds of calls in new sessions (bench_app.soak): none in results measured before it was."""
+    if not soak:
+        return []
+    rounds = soak["rounds"]
+    after = [r["rss_after_rest_mb"] for r in rounds]
+    grew = after[-1] - after[0]
+    total, failed = sum(r["requests"] for r in rounds), sum(r["failed"] for r in rounds)
+    return [[
+        f"Time: {len(rounds)} rounds of {soak['requests_per_round']:,} `/predict` calls at {soak['clients']} clients, "
+        f"each call in a new session, {soak['rest_s']:.0f} s of rest after each: server memory (RSS) after each rest",
+        f"{soak['rss_before_mb']:.0f} MiB before; " + ", ".join(f"{a:.0f}" for a in after)
+        + f" MiB; {grew:+.0f} MiB from the first round to the last; {failed} failed of {total:,}",
+        f"<= {TARGET_SOAK_GROWTH:g} MiB from the first round to the last: {mark(grew <= TARGET_SOAK_GROWTH)}",
+    ]]  # fmt: skip
 
 
 def crowd_rows(crowd: dict | None) -> list[list[str]]:
@@ -276,6 +295,13 @@ def offline_table(o: dict) -> str:
     return head + markdown(["Measure", "Result"], rows)
 
 
+def soak_summary(soak: dict | None) -> str:
+    if not soak:
+        return ""
+    after = [r["rss_after_rest_mb"] for r in soak["rounds"]]
+    return f"; then {after[-1] - after[0]:+.0f} MiB across {len(after)} rounds of calls in new sessions"
+
+
 def summary(r: dict) -> str:
     """The README's five lines: the figures a reader asks first, and where the rest are."""
     core, app, m = r["core"], r["app"], r["machine"]
@@ -292,7 +318,7 @@ def summary(r: dict) -> str:
         f"- Under load: {levels[8]['requests_per_s']:.0f} requests/s to 8 clients, p95 {ms(levels[32]['p95_ms'])} to "
         f"32; {failed} failed of {total:,}.",
         f"- Server memory: {grew:+.0f} MiB over those requests (target <= {TARGET_RSS_GROWTH:g} MiB: "
-        f"{mark(grew <= TARGET_RSS_GROWTH)}).",
+        f"{mark(grew <= TARGET_RSS_GROWTH)})" + soak_summary(app.get("soak")) + ".",
         f"- Every figure, its target and where each request's time goes: [bench/README.md](bench/README.md) "
         f"({r['date'][:10]}).",
     ])  # fmt: skip

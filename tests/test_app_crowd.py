@@ -7,10 +7,12 @@ Each burst is bounded in count and size; intervals are shortened here, never wai
 import json
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import gradio as gr
 import httpx
 import matplotlib.pyplot as plt
 import numpy as np
@@ -63,9 +65,10 @@ def blocked():
             job.future.result(timeout=TIMEOUT)
 
 
-def call(url: str, api_name: str, data: list, fn_index: int | None = None) -> dict:
-    """One raw call through Gradio's queue, as a browser or a script makes it; returns the completion message."""
-    session = uuid.uuid4().hex
+def call(url: str, api_name: str, data: list, fn_index: int | None = None, session: str | None = None) -> dict:
+    """One raw call through Gradio's queue, as a browser or a script makes it (in its own new session unless
+    `session` is given); returns the completion message."""
+    session = session or uuid.uuid4().hex
     with httpx.Client(base_url=url + "gradio_api", timeout=TIMEOUT) as http:
         body = {"data": data, "session_hash": session, "fn_index": fn_index, "trigger_id": None}
         if fn_index is None:
@@ -205,6 +208,54 @@ def test_explain_draws_on_the_analysis_threads_and_leaves_no_figure_open(crowd, 
     assert drawn_on and all(name.startswith("analysis") for name in drawn_on)
     assert picture["type"] == "matplotlib" and "does not sound like someone talking" in notes
     assert set(plt.get_fignums()) == before
+
+
+# ----------------------------------------------------------------------------- sessions over time
+
+
+def wait_for(condition, seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_sessions_that_hold_nothing_are_forgotten_and_their_callers_still_answered(crowd, tmp_path, monkeypatch):
+    """Scripts that open a session per call leave Gradio a session each (150 KB of this page's settings), which it
+    kept until 10,000: with the idle times shortened, the sessions that hold nothing go, a session holding a
+    visitor's state stays, a closed tab's goes after its own wait, and a forgotten caller is answered again."""
+    monkeypatch.setattr(serving, "CLEAN_SESSION_SECONDS", 0.3)
+    monkeypatch.setattr(serving, "CLOSED_SESSION_SECONDS", 1.5)
+    url, _, demo = crowd
+    holder = demo.state_holder
+    clip = write(tmp_path / "one.wav", speech_like(2.0, seed=3)).read_bytes()
+
+    def predict(session: str) -> dict:
+        r = httpx.post(url + "gradio_api/upload", files=[("files", ("one.wav", clip))], timeout=TIMEOUT)
+        sent = {"path": r.raise_for_status().json()[0], "meta": {"_type": "gradio.FileData"}, "orig_name": "one.wav"}
+        return call(url, "predict", [sent], fn_index(demo, "predict"), session)
+
+    sessions = [uuid.uuid4().hex for _ in range(6)]
+    for session in sessions:
+        assert predict(session)["success"]
+    kept, changed, closed, *clean = sessions
+    state = next(b for b in demo.blocks.values() if isinstance(b, gr.State))
+    markdown = next(b for b in demo.blocks.values() if isinstance(b, gr.Markdown))
+    assert wait_for(lambda: {kept, changed, closed} <= set(holder.session_data)), "Gradio keeps them"
+    holder[kept][state._id] = {"a visitor's": "results"}  # what an event returning a State value does
+    holder[changed][markdown._id] = gr.Markdown("shown")  # ... and one returning a component's new settings
+    holder[closed][state._id] = {"a closed tab's": "results"}
+    holder[closed].is_closed = True  # what Gradio does when a tab's heartbeat ends
+
+    assert wait_for(lambda: not set(clean) & set(holder.session_data)), "the sessions that hold nothing are forgotten"
+    assert {kept, changed, closed} <= set(holder.session_data)
+    assert wait_for(lambda: closed not in holder.session_data), "a closed tab's is forgotten after its own wait"
+    time.sleep(2 * serving.CLOSED_SESSION_SECONDS)
+    assert holder[kept][state._id] == {"a visitor's": "results"}, "an open tab's state is never forgotten for age"
+    assert holder[changed].blocks_config.blocks[markdown._id].value == "shown"
+    assert predict(clean[0])["success"], "a forgotten caller is answered in a new session"
 
 
 # ----------------------------------------------------------------------------- what a stranger can call

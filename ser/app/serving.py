@@ -3,12 +3,14 @@
 Owns `Result` (one input's analysis, or why there is none: what every view renders), `analyse_upload` (an upload to a
 `Result` through `ser`, the upload deleted once read), the two lanes of analysis threads (quick analyses, and long
 timelines at a lower priority, so that neither starves the other) and the BUSY answer, the queue's limits, the memory
-trim after a burst, each visitor's recent results, the live streams' slots, and the API-only endpoints' settings. It
-builds no component and knows no tab. How long an uploaded file lives is `uploads`' business.
+trim after a burst, the idle sessions that Gradio would keep for nothing, each visitor's recent results, the live
+streams' slots, and the API-only endpoints' settings. It builds no component and knows no tab. How long an uploaded
+file lives is `uploads`' business.
 """
 
 import contextvars
 import ctypes
+import datetime
 import filecmp
 import functools
 import logging
@@ -29,6 +31,7 @@ from gradio import processing_utils
 from gradio.context import LocalContext
 from gradio.exceptions import InvalidPathError
 from gradio.mcp import GradioMCPServer
+from gradio.state_holder import StateHolder
 
 from ser import audio, classroom
 from ser.audio import AudioError, audio_duration
@@ -63,6 +66,14 @@ MAX_FILE_BYTES = audio.MAX_FILE_BYTES  # ten minutes of 48 kHz stereo WAV (see t
 MAX_FILE_SIZE = f"{MAX_FILE_BYTES // 1024**2}mb"  # as Gradio takes it: it counts mb as MiB
 TIMELINE_SECONDS = 600  # the timeline follows 10 minutes at most: about 15 s on 2 cores (bench/bench_timeline.py)
 SESSION_SECONDS = 600  # a visitor's recent results stay this long after their last analysis (API calls keep none)
+# Gradio keeps every session (a page load, or an API client: one per call for scripts that make a client per call),
+# about 150 KB each for this page (its copy of every component's settings), until it has seen 10,000: 1.5 GB that
+# a Space held for nothing. `forget_idle_sessions` forgets a session that holds nothing (no state, no component
+# changed: Gradio makes the same one again at its next event, in about 5 ms) once idle this long, and a closed tab's
+# session once idle CLOSED_SESSION_SECONDS (Gradio's own hour for the tab to come back; a reloaded page starts a new
+# session). At 30 calls/s, each in a new session, 10 s holds 300 sessions: 45 MB.
+CLEAN_SESSION_SECONDS = 10.0
+CLOSED_SESSION_SECONDS = 3600.0
 RECENT = 2  # results kept per visitor: enough to answer Analyse pressed again on an upload already deleted
 GONE = "Recordings are deleted as soon as they are analysed, so this one is gone: record or upload it again."
 RECORDING = "audio.wav"  # the name Gradio's page gives every microphone recording it uploads
@@ -443,6 +454,58 @@ def tools_only() -> None:
     GradioMCPServer.get_tool_to_endpoint = tools
 
 
+def pending(holder: StateHolder) -> dict[str, set]:
+    """Gradio's queue's events per session, queued or running (an empty set once they are done)."""
+    return getattr(getattr(holder.blocks, "_queue", None), "pending_event_ids_session", {})
+
+
+def idle_sessions(holder: StateHolder, now: datetime.datetime | None = None) -> list[str]:
+    """The sessions of `holder` to forget (see CLEAN_SESSION_SECONDS): those that hold nothing and have been idle
+    CLEAN_SESSION_SECONDS, and closed tabs' idle CLOSED_SESSION_SECONDS; never one with an event queued or running."""
+    if getattr(holder, "blocks", None) is None:  # not serving a page yet
+        return []
+    now = now or datetime.datetime.now()
+    default = holder.blocks.default_config.blocks
+    forget = []
+    for sid, session in list(holder.session_data.items()):
+        used = holder.time_last_used.get(sid)
+        idle = (now - used).total_seconds() if used else 0.0
+        if pending(holder).get(sid) or idle <= min(CLEAN_SESSION_SECONDS, CLOSED_SESSION_SECONDS):
+            continue
+        blocks = session.blocks_config.blocks
+        unchanged = (
+            not session.state_data
+            and len(blocks) == len(default)
+            and all(blocks.get(k) is v for k, v in default.items())
+        )
+        if (unchanged and idle > CLEAN_SESSION_SECONDS) or (session.is_closed and idle > CLOSED_SESSION_SECONDS):
+            forget.append(sid)
+    return forget
+
+
+def forget_idle_sessions() -> None:
+    """Make Gradio's expiry of session state, which runs every second on the server's event loop, also forget
+    `idle_sessions` (once per process). On the event loop, no event can be looking its session up meanwhile."""
+    expire = StateHolder.delete_all_expired_state
+    if getattr(expire, "forgets", False):
+        return
+
+    @functools.wraps(expire)
+    def expire_and_forget(holder: StateHolder) -> None:
+        expire(holder)
+        forget = idle_sessions(holder)
+        with holder.lock:
+            for sid in forget:
+                holder.session_data.pop(sid, None)
+                holder.time_last_used.pop(sid, None)
+                pending(holder).pop(sid, None)  # the queue's empty set for it, which it never drops either
+        if forget:
+            log.debug("forgot %d idle sessions; %d kept", len(forget), len(holder.session_data))
+
+    expire_and_forget.forgets = True
+    StateHolder.delete_all_expired_state = expire_and_forget
+
+
 def serve(demo: gr.Blocks, **kwargs):
     """Queue and serve `demo` with the app's limits; kwargs go to `Blocks.launch` (theme, server_port, ...).
 
@@ -456,6 +519,7 @@ def serve(demo: gr.Blocks, **kwargs):
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // CONCURRENCY))
     refuse_plainly()
     tools_only()
+    forget_idle_sessions()
     uploads.record_uploads(demo)
     demo.sweeper = uploads.Sweeper(demo)
     threading.Thread(target=demo.sweeper.run, daemon=True, name="sweeper").start()
