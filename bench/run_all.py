@@ -1,6 +1,6 @@
 """Every speed, size and load figure the project reports, into one results file; and the pages that show it.
 
-    python bench/run_all.py            # about 6 min on the 2-core machine: writes bench/results/speed.json, then
+    python bench/run_all.py            # about 16 min on the 2-core machine: writes bench/results/speed.json, then
                                        # bench/README.md (every figure) and the README's five-line summary
     python bench/run_all.py --quick    # a minute or two, noisy: checks the scripts, writes speed-quick.json and
                                        # prints its tables (a quick run is never published)
@@ -327,7 +327,7 @@ def summary(r: dict) -> str:
 HEAD = """# Benchmarks
 
 Every speed, size and load figure the project reports comes from a script in this folder. `python bench/run_all.py`
-runs the two that the tables below need (about 6 minutes on the 2-core machine; run it on an otherwise idle one),
+runs the three that the tables below need (about 16 minutes on the 2-core machine; run it on an otherwise idle one),
 writes their figures to `bench/results/speed.json`, then this page and the README's summary; `python
 bench/run_all.py --table` rewrites them from that file without measuring. This page is generated: edit
 bench/run_all.py, not this file.
