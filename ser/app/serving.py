@@ -67,11 +67,12 @@ MAX_FILE_SIZE = f"{MAX_FILE_BYTES // 1024**2}mb"  # as Gradio takes it: it count
 TIMELINE_SECONDS = 600  # the timeline follows 10 minutes at most: about 15 s on 2 cores (bench/bench_timeline.py)
 SESSION_SECONDS = 600  # a visitor's recent results stay this long after their last analysis (API calls keep none)
 # Gradio keeps every session (a page load, or an API client: one per call for scripts that make a client per call),
-# about 150 KB each for this page (its copy of every component's settings), until it has seen 10,000: 1.5 GB that
-# a Space held for nothing. `forget_idle_sessions` forgets a session that holds nothing (no state, no component
-# changed: Gradio makes the same one again at its next event, in about 5 ms) once idle this long, and a closed tab's
+# each with its copy of every component's settings, until it has seen 10,000: for this page about 160 KB a session
+# (server RSS +240 MiB per 1,500 calls in new sessions before this: bench/results/soak_before_forgetting_sessions.json),
+# so 1.6 GB that a Space held for nothing. `forget_idle_sessions` forgets a session that holds nothing (no state, no
+# component changed: Gradio makes the same one again at its next event) once idle this long, and a closed tab's
 # session once idle CLOSED_SESSION_SECONDS (Gradio's own hour for the tab to come back; a reloaded page starts a new
-# session). At 30 calls/s, each in a new session, 10 s holds 300 sessions: 45 MB.
+# session).
 CLEAN_SESSION_SECONDS = 10.0
 CLOSED_SESSION_SECONDS = 3600.0
 RECENT = 2  # results kept per visitor: enough to answer Analyse pressed again on an upload already deleted
@@ -459,18 +460,18 @@ def pending(holder: StateHolder) -> dict[str, set]:
     return getattr(getattr(holder.blocks, "_queue", None), "pending_event_ids_session", {})
 
 
-def idle_sessions(holder: StateHolder, now: datetime.datetime | None = None) -> list[str]:
+def idle_sessions(holder: StateHolder) -> list[str]:
     """The sessions of `holder` to forget (see CLEAN_SESSION_SECONDS): those that hold nothing and have been idle
     CLEAN_SESSION_SECONDS, and closed tabs' idle CLOSED_SESSION_SECONDS; never one with an event queued or running."""
     if getattr(holder, "blocks", None) is None:  # not serving a page yet
         return []
-    now = now or datetime.datetime.now()
+    now, busy = datetime.datetime.now(), pending(holder)
     default = holder.blocks.default_config.blocks
     forget = []
     for sid, session in list(holder.session_data.items()):
         used = holder.time_last_used.get(sid)
         idle = (now - used).total_seconds() if used else 0.0
-        if pending(holder).get(sid) or idle <= min(CLEAN_SESSION_SECONDS, CLOSED_SESSION_SECONDS):
+        if busy.get(sid) or idle <= min(CLEAN_SESSION_SECONDS, CLOSED_SESSION_SECONDS):
             continue
         blocks = session.blocks_config.blocks
         unchanged = (
