@@ -240,7 +240,16 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if args.encoder:
         result.metrics["voice"] = train_voice(
-            clips, result.model, cnn_corpora, args.encoder, out, cfg.head, exclude, args.cache_dir or None, log
+            clips,
+            result.model,
+            cnn_corpora,
+            args.encoder,
+            out,
+            cfg.head,
+            exclude,
+            args.cache_dir or None,
+            log,
+            result.folds,
         )
         result.metrics["training"]["temperature"] = result.model.config.temperature
         result.metrics["training"]["temperature_fitted_on"] = (

@@ -109,10 +109,10 @@ def may_say_confident(metrics: dict) -> bool:
 def calibration_shown(metrics: dict) -> str:
     """Where the card shows what calibration does: the cross-validation's ECE column, the reliability table, or
     nowhere (then it says so)."""
-    if any("ece" in m for m in (metrics.get("cross_validation") or {}).values()):
-        return "the ECE figures below show what that does for speakers it has not heard"
     if (metrics.get("voice") or {}).get("reliability"):
         return "the reliability table below shows how often the answer, both listeners fused, was right at each level of confidence"
+    if any("ece" in m for m in (metrics.get("cross_validation") or {}).values()):
+        return "the ECE figures below show what that does for speakers it has not heard"
     return "how well that holds was not measured"
 
 
@@ -168,6 +168,23 @@ def voice_markdown(metrics: dict, level: int = 3) -> str:
             "UAR on each set's own classes. For a corpus, the voice head is one trained without that corpus; the "
             "CNN never trained on it either. The example speakers are out of both listeners' training." + mean_text,
         ]
+    folds = v.get("cross_validation") or {}
+    if folds:
+        k = "/".join(sorted({str(m["fused"]["folds"]) for m in folds.values()}))
+        recall = lambda m: pct(m["pooled_per_class_recall"]["sad"]) if "sad" in m["pooled_per_class_recall"] else "n/a"
+        rows = [[c, str(len(m["fused"]["labels"])), pct(m["cnn"]["uar"]), pct(m["voice"]["uar"]),
+                 f"**{pct(m['fused']['uar'])}**", recall(m["fused"])] for c, m in folds.items()]  # fmt: skip
+        out += [
+            f"{h} Two listeners on new speakers of every corpus ({k} speaker folds, mean ± std)",
+            table(
+                ["tested on", "classes", "CNN alone", "voice head alone", "fused", "sad recall (fused, pooled)"], rows
+            ),
+            "Each fold holds out a share of every corpus's speakers and repeats the recipe without them: the voice "
+            "head trains on everyone else, in every corpus; on the CNN's own corpora the CNN is one trained on the "
+            "other folds' speakers. On the other corpora the CNN is the shipped one, which never heard them, so "
+            "these rows are new speakers of a language only the voice head has heard. Each CNN's temperature "
+            "comes from corpora it never heard, never the one it is scored on. UAR on each corpus's own classes.",
+        ]
     loco = v.get("head_loco") or {}
     if loco:
         rows = [[c, str(len(m["labels"])), pct(m["uar"]),
@@ -213,6 +230,71 @@ def voice_markdown(metrics: dict, level: int = 3) -> str:
     return "\n\n".join(out)
 
 
+# The README's results block, between these lines: `python -m ser card checkpoints/default --readme README.md`.
+README_START = "<!-- results: written by python -m ser card checkpoints/default --readme README.md -->"
+README_END = "<!-- end of results -->"
+DESCRIBED = {"ravdess": "RAVDESS", "emodb": "EmoDB", "ased": "ASED, Amharic", "nemo": "nEMO, Polish",
+             "emospeech": "Indian EmoSpeech, phones"}  # fmt: skip
+
+
+def readme_results(metrics: dict) -> str:
+    """The README's results: the two listeners on voices and corpora they never heard, on new speakers of every
+    corpus (speaker folds), sad, and how often a sure answer was right; every figure from a two-listener run's
+    metrics.json ('' for a run without the voice listener)."""
+    v = metrics.get("voice")
+    if not v:
+        return ""
+    name = lambda c: DESCRIBED.get(c, c)  # noqa: E731
+    sad = lambda m: m["per_class"]["sad"]["recall"] if "sad" in m["per_class"] else None  # noqa: E731
+    rows = []
+    for c, m in (v.get("excluded_speakers_test") or {}).items():
+        who = " and ".join(s.split(":")[1] for s in m["speakers"])
+        rows.append([f"{name(c)} speakers {who} (the examples), {len(m['fused']['labels'])} emotions",
+                     pct(m["cnn"]["uar"]), pct(m["voice"]["uar"]), f"**{pct(m['fused']['uar'])}**", "",
+                     pct(1 / len(m["fused"]["labels"]))])  # fmt: skip
+    adapted = v.get("adapted") or {}
+    for c in v.get("unseen_corpora", []):
+        fused = v["fused_loco"][c]
+        kinds = [adapted[k]["corpora"][c] for k in ("voice", "batch") if c in adapted.get(k, {}).get("corpora", {})]
+        rows.append([f"{name(c)}, {len(fused['labels'])} emotions, never heard", pct(v["cnn_loco"][c]["uar"]),
+                     pct(v["head_loco"][c]["uar"]), f"**{pct(fused['uar'])}**",
+                     " / ".join(pct(a.get("fused", a["voice"])["uar"]) for a in kinds), pct(1 / len(fused["labels"]))])  # fmt: skip
+    header = ["tested on", "CNN alone", "voice listener alone", "**fused**", "adapted: voice / batch", "chance"]
+    out = [table(header, rows)]
+    folds = v.get("cross_validation") or {}
+    if folds:
+        k = next(iter(folds.values()))["fused"]["folds"]
+        out.append(f"New speakers of each corpus ({k} speaker folds; the voice listener learnt the others of that "
+                   "corpus): fused " + ", ".join(f"{name(c).split(',')[0]} {pct(m['fused']['uar'])}"
+                                                 for c, m in folds.items()) + ".")  # fmt: skip
+    never = {c: sad(v["fused_loco"][c]) for c in v.get("unseen_corpora", []) if sad(v["fused_loco"][c]) is not None}
+    if never:
+        worst = min(never, key=never.get)
+        heard = folds.get(worst, {}).get("fused", {}).get("pooled_per_class_recall", {}).get("sad")
+        out.append(f"Sad is the weak spot: found {pct(never[worst])} of the time in {name(worst).split(', ')[-1]} never "
+                   f"heard" + (f", {pct(heard)} for new speakers once the voice listener has heard it" if heard is not None else "") + ".")  # fmt: skip
+    share = confident_share(metrics)
+    if share is not None:
+        right, n = share
+        out.append(f"Answers at {100 * CONFIDENT_TOP:.0f} % or more on corpora never heard were right {round(right * n)} "
+                   f"times in {n}" + ("" if may_say_confident(metrics) else ", so the app never calls an answer \"confident\"") + ".")  # fmt: skip
+    return "\n\n".join(out)
+
+
+def write_readme_results(readme, metrics: dict) -> None:
+    """Replace the README's results block (between README_START and README_END) with `readme_results(metrics)`."""
+    from pathlib import Path
+
+    path = Path(readme)
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{path} has no results block to replace: add a line {README_START} and a line "
+                         f"{README_END} where the results go")  # fmt: skip
+    head, rest = text.split(README_START, 1)
+    tail = rest.split(README_END, 1)[1]
+    path.write_text(f"{head}{README_START}\n{readme_results(metrics)}\n{README_END}{tail}")
+
+
 def pct(v: float | dict) -> str:
     """A rate as a percentage; a {"mean", "std"} over folds as "mean ± std %"."""
     return f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f} %" if isinstance(v, dict) else f"{100 * v:.1f} %"
@@ -251,9 +333,11 @@ def results_markdown(metrics: dict, level: int = 3) -> str:
         header = ["corpus", "classes", "accuracy", "UAR", "macro-F1"] + (["ECE before → after calibration"] * ece)
         held_out = bool(metrics.get("training", {}).get("validation_speakers", True))
         out += [
-            f"{h} Cross-validation over speaker folds ({'/'.join(map(str, sorted(folds))) or 'k'} folds, mean ± std)",
+            f"{h} {'The CNN alone, c' if metrics.get('voice') else 'C'}ross-validation over speaker folds "
+            f"({'/'.join(map(str, sorted(folds))) or 'k'} folds, mean ± std)",
             table(header, rows),
-            "Each fold trains a fresh model on the other folds' speakers (all corpora), "
+            "Each fold trains a fresh model on the other folds' speakers "
+            f"({'all the CNN' + chr(39) + 's corpora' if metrics.get('voice') else 'all corpora'}), "
             + (
                 "keeps the epoch with the best UAR on held-out validation speakers, "
                 if held_out

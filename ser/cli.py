@@ -173,6 +173,15 @@ def cmd_card(args) -> int:
     augmented = config.get("augment") is not None
     (folder / "README.md").write_text(render_card(model, metrics, config.get("data", []), augmented))
     print(f"wrote {folder / 'README.md'}")
+    if args.readme:
+        from .card import write_readme_results
+
+        try:
+            write_readme_results(args.readme, metrics)
+        except (OSError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote the results in {args.readme}")
     return 0
 
 
@@ -257,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ca = sub.add_parser("card", help="write a checkpoint's model card again from its metrics.json")
     ca.add_argument("checkpoint", help="checkpoint folder with metrics.json and train_config.json")
+    ca.add_argument("--readme", metavar="FILE", help="also write its results into FILE's results block (README.md)")
     ca.set_defaults(func=cmd_card)
 
     ex = sub.add_parser("export", help="the model as one ONNX graph, from 16 kHz samples to probabilities")

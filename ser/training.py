@@ -477,6 +477,7 @@ class RunResult:
 
     model: SERModel
     metrics: dict
+    folds: list[FitResult] = field(default_factory=list)  # the cross-validation's fits, for the voice listener
 
 
 def plan(
@@ -546,7 +547,7 @@ def run(
         if cv
         else "nothing (uncalibrated)",
     }
-    return RunResult(model, metrics)
+    return RunResult(model, metrics, cv_results)
 
 
 def save_checkpoint(

@@ -10,8 +10,8 @@ import torch
 
 from .card import BINS
 from .corpora import EMOTIONS
-from .data import Clips
-from .evaluate import clip_logits, evaluate_logits, fit_temperature
+from .data import Clips, speaker_folds
+from .evaluate import clip_logits, evaluate_logits, fit_temperature, summarize_folds
 from .model import SERModel
 from .voice import (
     ADAPT_K,
@@ -150,6 +150,53 @@ def measure_fusion(clips: Clips, heads: dict, cnn: SERModel, cnn_corpora: list[s
     return {**out, "cnn_temperature": t_cnn, "temperature": t_fused}
 
 
+def measure_folds(clips: Clips, feats: np.ndarray, folds: list, cnn: SERModel, labels: list[str], unseen: list[str],
+                  cfg: HeadConfig, log=print) -> dict:  # fmt: skip
+    """Speaker-fold cross-validation of the two listeners over every corpus (`train.py --folds`): new speakers of
+    languages and corpora the model learnt from. Fold k holds out the k-th chunk of each corpus's speakers
+    (`data.speaker_folds`, so on the CNN's corpora the CNN's own folds, `folds`: `training.FitResult`s). Its voice
+    head trains on every clip of every corpus but theirs. The CNN is the fold's on its own corpora and the shipped
+    `cnn` on the `unseen` ones, which it never heard; each at a temperature fitted, as the shipped one's is, on
+    corpora it never heard, never on the one it is scored on (but where only one is unseen).
+    Returns {corpus: {"cnn"|"voice"|"fused": summary over the folds}}."""
+    speakers, corpora, emotions = np.array(clips.speakers), np.array(clips.corpora), clips.emotions
+    target = lambda idx: torch.tensor([labels.index(emotions[i]) for i in idx])  # noqa: E731
+    at_one = lambda model, idx: cnn_log_probs(model, clips.subset(idx), labels, 1.0)  # noqa: E731
+    rows = {c: np.flatnonzero(corpora == c) for c in unseen}
+    shipped = {c: at_one(cnn, rows[c]) for c in unseen}
+    t_shipped = {}
+    for c in unseen:
+        others = [o for o in unseen if o != c]
+        t_shipped[c] = (fit_temperature(torch.from_numpy(np.concatenate([shipped[o] for o in others])),
+                                        torch.cat([target(rows[o]) for o in others]))
+                        if others else cnn.config.temperature)  # fmt: skip
+    calib = np.flatnonzero(np.isin(corpora, unseen))
+    per: dict[str, dict[str, list]] = {}
+    for r, held in zip(folds, speaker_folds(clips, len(folds)), strict=True):
+        test = np.flatnonzero(np.isin(speakers, sorted(held)))
+        if set(speakers[test][~np.isin(corpora[test], unseen)]) != set(r.task.test_speakers):
+            raise ValueError(f"the CNN's {r.task.name} holds out other speakers than the voice listener's")
+        rest = np.flatnonzero(~np.isin(speakers, sorted(held)))
+        head = fit_head(feats[rest], [emotions[i] for i in rest], [clips.corpora[i] for i in rest], labels, cfg)
+        t = fit_temperature(torch.from_numpy(at_one(r.model, calib)), target(calib)) if len(calib) else 1.0
+        for c in sorted(set(corpora[test])):
+            idx = test[corpora[test] == c]
+            if c in unseen:
+                cnn_logp = log_softmax(shipped[c][np.searchsorted(rows[c], idx)] / t_shipped[c])
+            else:
+                cnn_logp = log_softmax(at_one(r.model, idx) / t)
+            logp = {"cnn": cnn_logp, "voice": head.log_probabilities(feats[idx])}
+            logp["fused"] = fuse_log_probs(logp["cnn"], logp["voice"], cfg.fusion_weight)
+            truth = [emotions[i] for i in idx]
+            for listener, x in logp.items():
+                m = scores(x, truth, labels)
+                m["test_speakers"] = sorted(set(speakers[idx]))
+                per.setdefault(c, {}).setdefault(listener, []).append(m)
+            got = {k: v[-1]["uar"] for k, v in per[c].items()}
+            log(f"  {r.task.name}, {c}: UAR CNN {got['cnn']:.3f}, voice {got['voice']:.3f}, fused {got['fused']:.3f}")
+    return {c: {k: {**summarize_folds(ms), "fold_results": ms} for k, ms in by.items()} for c, by in per.items()}
+
+
 def adaptation_groups(clips: Clips, kind: str) -> list[str]:
     """What one reference set is in training: each speaker ("voice") or each corpus ("batch")."""
     return clips.speakers if kind == "voice" else clips.corpora
@@ -230,10 +277,11 @@ def measure_excluded(clips: Clips, feats: np.ndarray, heads: dict, cnn: SERModel
 
 
 def train_voice(clips: Clips, cnn: SERModel, cnn_corpora: list[str], encoder_path, out, cfg: HeadConfig,
-                exclude=frozenset(), cache_dir=None, log=print) -> dict:  # fmt: skip
+                exclude=frozenset(), cache_dir=None, log=print, folds=()) -> dict:  # fmt: skip
     """Train the second listener of `cnn` on every corpus of `clips` and write it into the checkpoint folder `out`
     (encoder.safetensors, voice.safetensors, voice.json). Sets the CNN's temperature to the one fitted on corpora
-    it never heard (when there are any). Returns the `voice` section of metrics.json."""
+    it never heard (when there are any). With the CNN's cross-validation `folds` (`training.FitResult`s), also
+    measures the two listeners on them. Returns the `voice` section of metrics.json."""
     from pathlib import Path
 
     from .encoder import ENCODER_FILE, EncoderConfig, convert, load_encoder, resemblyzer_weights
@@ -259,6 +307,10 @@ def train_voice(clips: Clips, cnn: SERModel, cnn_corpora: list[str], encoder_pat
     metrics["excluded_speakers_test"] = measure_excluded(
         clips, feats, heads, cnn, exclude, metrics["temperature"], cfg.fusion_weight
     )
+    if folds:
+        log(f"two listeners on new speakers of every corpus, {len(folds)} speaker folds:")
+        metrics["cross_validation"] = measure_folds(clips, feats, folds, cnn, heads["labels"],
+                                                    metrics["unseen_corpora"], cfg, log)  # fmt: skip
     for c, m in metrics["excluded_speakers_test"].items():
         log(f"  {c} {', '.join(m['speakers'])} (never heard): UAR CNN {m['cnn']['uar']:.3f}, voice "
             f"{m['voice']['uar']:.3f}, fused {m['fused']['uar']:.3f}")  # fmt: skip

@@ -288,3 +288,29 @@ def test_undecodable_file_gives_our_line_only_not_decoder_chatter(tmp_path, mode
     assert run.returncode == 1
     assert "cannot decode" in json.loads(run.stdout)["error"]
     assert [line for line in run.stderr.splitlines() if line.strip()] == ["1 of 1 file(s) could not be used"]
+
+
+def test_card_writes_the_readme_results_from_the_checkpoints_metrics(tmp_path, capsys):
+    """The README's results block is the shipped checkpoint's own metrics.json, as `card --readme` writes it: a new
+    run's figures reach the README by that command, never by hand. A README without the block is a one-line error."""
+    from ser import card
+
+    metrics = json.loads((ser.hub.DEFAULT_MODEL / "metrics.json").read_text())
+    block = f"{card.README_START}\n{card.readme_results(metrics)}\n{card.README_END}"
+    assert block in (REPO / "README.md").read_text()
+    assert "**" + card.pct(metrics["voice"]["fused_loco"]["ased"]["uar"]) + "**" in block
+
+    folder = tmp_path / "model"
+    shutil.copytree(ser.hub.DEFAULT_MODEL, folder)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{card.README_START}\nold figures\n{card.README_END}\n\nAfter.\n")
+    assert main(["card", str(folder), "--readme", str(readme)]) == 0
+    assert readme.read_text() == f"# Title\n\n{block}\n\nAfter.\n"
+    assert (folder / "README.md").read_bytes() == (ser.hub.DEFAULT_MODEL / "README.md").read_bytes()
+
+    readme.write_text("# No block here\n")
+    capsys.readouterr()
+    assert main(["card", str(folder), "--readme", str(readme)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and card.README_START in err and err.count("\n") == 1
+    assert readme.read_text() == "# No block here\n"  # nothing a user gives us is modified

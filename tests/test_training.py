@@ -14,6 +14,7 @@ from conftest import speech_like, write
 from huggingface_hub import ModelCard
 
 import ser.data
+import ser.voice_training
 import train
 from ser.hub import load_model
 from ser.inference import analyse
@@ -21,6 +22,7 @@ from ser.training import TrainConfig, masked_loss, sampling_weights
 from train import config_from_args
 
 REPO = Path(__file__).resolve().parent.parent
+ENCODER = REPO / "checkpoints" / "default" / "encoder.safetensors"
 SPEAKERS = 6
 TAKES = 2
 # Three "emotions" that differ audibly: pitch, loudness and speaking rate.
@@ -453,3 +455,40 @@ def test_the_card_train_py_writes_describes_the_voice_listener_it_saved(two_list
     del metrics["voice"]
     ser.training.save_checkpoint(cnn, out, TrainConfig(), ["folder=x"], metrics)  # a run without one: no trace left
     assert "voice encoder" not in (out / "README.md").read_text() and load_model(out).voice is None
+
+
+def test_two_listeners_are_trained_calibrated_and_cross_validated_like_the_shipped_recipe(
+    trained, corpus, emodb_like, ased_like, tmp_path, monkeypatch
+):
+    """The shipped recipe in miniature: the CNN on two corpora, the voice head on all three, the fusion calibrated
+    on the one the CNN never heard, and both listeners cross-validated on speaker folds of every corpus (the CNN's
+    own folds on its corpora), each fold's head trained without the fold's speakers."""
+    sizes = []
+    fit_head = ser.voice_training.fit_head
+    monkeypatch.setattr(ser.voice_training, "fit_head", lambda x, *a: sizes.append(len(x)) or fit_head(x, *a))
+    out = tmp_path / "two"
+    argv = ["--data", f"folder={corpus}", "--data", f"emodb={emodb_like}", "--data", f"ased={ased_like}",
+            "--cnn-corpora", "folder,emodb", "--exclude", "folder:spk0", "--encoder", str(ENCODER),
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--epochs", "2", "--folds", "2"]  # fmt: skip
+    assert train.main([*argv, *SMALL, "--val-fraction", "0"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    voice = metrics["voice"]
+    assert voice["unseen_corpora"] == ["ased"] and set(voice["fused_loco"]) == {"ased"}
+    assert set(voice["head_loco"]) == {"folder", "emodb", "ased"}
+    cv, n_all = voice["cross_validation"], (SPEAKERS + 4) * len(STYLES) * TAKES + 4 * 2 * TAKES
+    assert set(cv) == {"folder", "emodb", "ased"}  # new speakers of every corpus, the CNN's and the others
+    for c, listeners in cv.items():
+        assert set(listeners) == {"cnn", "voice", "fused"} and listeners["fused"]["folds"] == 2
+        held = [set(r["test_speakers"]) for r in listeners["fused"]["fold_results"]]
+        assert not held[0] & held[1] and len(held[0] | held[1]) == (4 if c != "folder" else SPEAKERS)
+    for c in ("folder", "emodb"):  # the CNN's column is the CNN's own cross-validation: same models, same speakers
+        assert cv[c]["cnn"]["uar"]["per_fold"] == pytest.approx(metrics["cross_validation"][c]["uar"]["per_fold"])
+        assert [r["test_speakers"] for r in cv[c]["cnn"]["fold_results"]] == [
+            r["test_speakers"] for r in metrics["cross_validation"][c]["fold_results"]
+        ]
+    tested = [sum(cv[c]["fused"]["fold_results"][k]["n"] for c in cv) for k in (0, 1)]
+    assert sum(tested) == n_all and sizes[-2:] == [n_all - tested[0], n_all - tested[1]]  # heads without the fold
+    card = (out / "README.md").read_text()
+    assert "Two listeners on new speakers of every corpus (2 speaker folds" in card
+    assert "The CNN alone, cross-validation over speaker folds" in card
+    assert load_model(out).voice is not None
