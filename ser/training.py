@@ -571,9 +571,13 @@ def save_checkpoint(
     (out / "train_config.json").write_text(
         json.dumps({**resolved_config(cfg, data_args), **({"args": recipe} if recipe else {})}, indent=2)
     )
-    results = metrics.get("cross_validation") or metrics.get("validation", {})
-    for corpus, m in results.items():
-        title = f"{corpus}: held-out speakers" + (f" ({m['folds']} folds)" if "folds" in m else "")
+    shown = {
+        c: (m["fused"], f"{c}: new speakers, both listeners ({m['fused']['folds']} folds)")
+        for c, m in ((metrics.get("voice") or {}).get("cross_validation") or {}).items()
+    }  # the app's answer
+    for corpus, m in (metrics.get("cross_validation") or metrics.get("validation", {}) if not shown else {}).items():
+        shown[corpus] = (m, f"{corpus}: held-out speakers" + (f" ({m['folds']} folds)" if "folds" in m else ""))
+    for corpus, (m, title) in shown.items():
         plots.save(
             plots.confusion(np.array(m["confusion"]), m["labels"], title), out / f"confusion_matrix_{corpus}.png"
         )

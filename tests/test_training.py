@@ -491,4 +491,5 @@ def test_two_listeners_are_trained_calibrated_and_cross_validated_like_the_shipp
     card = (out / "README.md").read_text()
     assert "Two listeners on new speakers of every corpus (2 speaker folds" in card
     assert "The CNN alone, cross-validation over speaker folds" in card
+    assert {p.name for p in out.glob("confusion_matrix_*.png")} == {f"confusion_matrix_{c}.png" for c in cv}
     assert load_model(out).voice is not None
