@@ -11,7 +11,7 @@ which is the same as spelling out the recipe that file records:
     python train.py --data ravdess=../shared/data/ravdess --data emodb=../shared/data/emodb \\
         --data ased=../shared/data/ased --data nemo=../shared/data/nemo --data emospeech=../shared/data/emospeech \\
         --cnn-corpora ravdess,emodb --exclude ravdess:19,ravdess:20 --encoder checkpoints/default/encoder.safetensors \\
-        --epochs 24 --model.features.clip-seconds 3 --out runs/shipped
+        --epochs 24 --model.features.clip-seconds 3 --threads 1 --out runs/shipped
 
 Every TrainConfig field is a flag (`--lr 1e-3`); the model's, the augmentation's and the voice head's fields too,
 with their prefix (`--model.hidden 128`, `--augment.p-noise 0.3`, `--head.C 0.3`); lists, tuples and dicts are JSON

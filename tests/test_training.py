@@ -1,7 +1,9 @@
 """End-to-end smoke runs of train.py on a tiny synthetic corpus: it learns, writes a complete checkpoint folder,
 reuses its decoded-audio cache, cross-validates on disjoint speakers, and runs under torchrun."""
 
+import dataclasses
 import json
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -493,3 +495,16 @@ def test_two_listeners_are_trained_calibrated_and_cross_validated_like_the_shipp
     assert "The CNN alone, cross-validation over speaker folds" in card
     assert {p.name for p in out.glob("confusion_matrix_*.png")} == {f"confusion_matrix_{c}.png" for c in cv}
     assert load_model(out).voice is not None
+
+
+def test_the_recipe_spelled_out_in_train_py_is_the_shipped_one():
+    """train.py's help spells the shipped recipe out as flags: they must make the same settings as the shipped
+    checkpoint's train_config.json (threads included: another count of threads gives other weights)."""
+    doc = train.__doc__
+    block = doc.split("spelling out the recipe that file records:\n\n", 1)[1].split("\n\n", 1)[0]
+    argv = shlex.split(block.replace("\\\n", " "))[2:]  # past "python train.py"
+    parser = train.build_parser()
+    spelled = parser.parse_args(argv)
+    shipped = parser.parse_args(["--recipe", str(REPO / "checkpoints/default/train_config.json"), "--out", "x"])
+    assert dataclasses.asdict(config_from_args(spelled)) == dataclasses.asdict(config_from_args(shipped))
+    assert train.recipe_of(spelled) == train.recipe_of(shipped)
