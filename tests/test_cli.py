@@ -314,3 +314,15 @@ def test_card_writes_the_readme_results_from_the_checkpoints_metrics(tmp_path, c
     err = capsys.readouterr().err
     assert err.startswith("error: ") and card.README_START in err and err.count("\n") == 1
     assert readme.read_text() == "# No block here\n"  # nothing a user gives us is modified
+
+
+@pytest.mark.parametrize(
+    "n,right,said",
+    [(40, 32, "right 32 times in 40."), (40, 10, "so the app never calls"), (14, 14, "too few for the app to call")],
+)
+def test_readme_results_say_why_the_app_never_calls_an_answer_confident(n, right, said):
+    from ser import card
+
+    metrics = json.loads((ser.hub.DEFAULT_MODEL / "metrics.json").read_text())
+    metrics["voice"]["reliability"] = [{"from": card.CONFIDENT_TOP, "to": 1.0, "n": n, "share_right": right / n}]
+    assert said in card.readme_results(metrics).splitlines()[-1]
