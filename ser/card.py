@@ -185,6 +185,15 @@ def voice_markdown(metrics: dict, level: int = 3) -> str:
             "these rows are new speakers of a language only the voice head has heard. Each CNN's temperature "
             "comes from corpora it never heard, never the one it is scored on. UAR on each corpus's own classes.",
         ]
+        screens = {c: m["weight_screen"] for c, m in folds.items() if "weight_screen" in m}
+        if screens:
+            weights = list(next(iter(screens.values())))
+            rows = [[w, *(pct(s[w]) for s in screens.values())] for w in weights]
+            out += [
+                f"Mean fused UAR over the folds by the voice head's weight (0: the CNN alone; 1: the head alone; this "
+                f"model: {v.get('fusion_weight', '?')}), on the scale the app fuses at:",
+                table(["head weight", *screens], rows),
+            ]
     loco = v.get("head_loco") or {}
     if loco:
         rows = [[c, str(len(m["labels"])), pct(m["uar"]),

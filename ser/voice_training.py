@@ -150,6 +150,9 @@ def measure_fusion(clips: Clips, heads: dict, cnn: SERModel, cnn_corpora: list[s
     return {**out, "cnn_temperature": t_cnn, "temperature": t_fused}
 
 
+FOLD_WEIGHTS = (0.0, 0.05, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0)  # the fusion weights the folds screen
+
+
 def measure_folds(clips: Clips, feats: np.ndarray, folds: list, cnn: SERModel, labels: list[str], unseen: list[str],
                   cfg: HeadConfig, log=print) -> dict:  # fmt: skip
     """Speaker-fold cross-validation of the two listeners over every corpus (`train.py --folds`): new speakers of
@@ -158,7 +161,7 @@ def measure_folds(clips: Clips, feats: np.ndarray, folds: list, cnn: SERModel, l
     head trains on every clip of every corpus but theirs. The CNN is the fold's on its own corpora and the shipped
     `cnn` on the `unseen` ones, which it never heard; each at a temperature fitted, as the shipped one's is, on
     corpora it never heard, never on the one it is scored on (but where only one is unseen).
-    Returns {corpus: {"cnn"|"voice"|"fused": summary over the folds}}."""
+    Returns {corpus: {"cnn"|"voice"|"fused": summary over the folds, "weight_screen": {weight: mean fused UAR}}}."""
     speakers, corpora, emotions = np.array(clips.speakers), np.array(clips.corpora), clips.emotions
     target = lambda idx: torch.tensor([labels.index(emotions[i]) for i in idx])  # noqa: E731
     at_one = lambda model, idx: cnn_log_probs(model, clips.subset(idx), labels, 1.0)  # noqa: E731
@@ -172,6 +175,7 @@ def measure_folds(clips: Clips, feats: np.ndarray, folds: list, cnn: SERModel, l
                         if others else cnn.config.temperature)  # fmt: skip
     calib = np.flatnonzero(np.isin(corpora, unseen))
     per: dict[str, dict[str, list]] = {}
+    screen: dict[str, dict[str, list]] = {}
     for r, held in zip(folds, speaker_folds(clips, len(folds)), strict=True):
         test = np.flatnonzero(np.isin(speakers, sorted(held)))
         if set(speakers[test][~np.isin(corpora[test], unseen)]) != set(r.task.test_speakers):
@@ -194,7 +198,13 @@ def measure_folds(clips: Clips, feats: np.ndarray, folds: list, cnn: SERModel, l
                 per.setdefault(c, {}).setdefault(listener, []).append(m)
             got = {k: v[-1]["uar"] for k, v in per[c].items()}
             log(f"  {r.task.name}, {c}: UAR CNN {got['cnn']:.3f}, voice {got['voice']:.3f}, fused {got['fused']:.3f}")
-    return {c: {k: {**summarize_folds(ms), "fold_results": ms} for k, ms in by.items()} for c, by in per.items()}
+            for w in FOLD_WEIGHTS:  # the head's weight on the app's scale (the CNN at its temperature)
+                uar = scores(fuse_log_probs(logp["cnn"], logp["voice"], w), truth, labels)["uar"]
+                screen.setdefault(c, {}).setdefault(str(w), []).append(uar)
+    out = {c: {k: {**summarize_folds(ms), "fold_results": ms} for k, ms in by.items()} for c, by in per.items()}
+    for c, by_weight in screen.items():
+        out[c]["weight_screen"] = {w: float(np.mean(u)) for w, u in by_weight.items()}
+    return out
 
 
 def adaptation_groups(clips: Clips, kind: str) -> list[str]:

@@ -480,7 +480,11 @@ def test_two_listeners_are_trained_calibrated_and_cross_validated_like_the_shipp
     cv, n_all = voice["cross_validation"], (SPEAKERS + 4) * len(STYLES) * TAKES + 4 * 2 * TAKES
     assert set(cv) == {"folder", "emodb", "ased"}  # new speakers of every corpus, the CNN's and the others
     for c, listeners in cv.items():
-        assert set(listeners) == {"cnn", "voice", "fused"} and listeners["fused"]["folds"] == 2
+        assert set(listeners) == {"cnn", "voice", "fused", "weight_screen"} and listeners["fused"]["folds"] == 2
+        screen = listeners["weight_screen"]  # its ends are the two listeners alone, its shipped weight the fused
+        assert screen["0.0"] == pytest.approx(listeners["cnn"]["uar"]["mean"])
+        assert screen["1.0"] == pytest.approx(listeners["voice"]["uar"]["mean"])
+        assert screen[str(voice["fusion_weight"])] == pytest.approx(listeners["fused"]["uar"]["mean"])
         held = [set(r["test_speakers"]) for r in listeners["fused"]["fold_results"]]
         assert not held[0] & held[1] and len(held[0] | held[1]) == (4 if c != "folder" else SPEAKERS)
     for c in ("folder", "emodb"):  # the CNN's column is the CNN's own cross-validation: same models, same speakers
