@@ -273,10 +273,9 @@ def readme_results(metrics: dict) -> str:
     folds = v.get("cross_validation") or {}
     if folds:
         k = next(iter(folds.values()))["fused"]["folds"]
-        own = [name(c).split(",")[0] for c in folds if c not in v.get("unseen_corpora", [])]
-        out.append(f"New speakers of the corpora it learnt from ({k} speaker folds: each fold's listeners learnt from "
-                   f"everyone else, the CNN only in {' and '.join(own)}): fused "
-                   + ", ".join(f"{name(c).split(',')[0]} {pct(m['fused']['uar'])}" for c, m in folds.items()) + ".")  # fmt: skip
+        out.append(f"New speakers of the corpora it learnt from ({k} speaker folds), fused: "
+                   + ", ".join(f"{name(c).split(',')[0]} {pct(m['fused']['uar']['mean'])}" for c, m in folds.items())
+                   + ".")  # fmt: skip
     never = {c: sad(v["fused_loco"][c]) for c in v.get("unseen_corpora", []) if sad(v["fused_loco"][c]) is not None}
     if never:
         worst = min(never, key=never.get)
@@ -286,9 +285,9 @@ def readme_results(metrics: dict) -> str:
     share = confident_share(metrics)
     if share is not None:
         right, n = share
-        why = ("" if may_say_confident(metrics) else ", so the app never calls an answer \"confident\""
-               if right < CONFIDENT_TOP else ", too few for the app to call an answer \"confident\"")  # fmt: skip
-        out.append(f"Answers at {100 * CONFIDENT_TOP:.0f} % or more on corpora never heard were right "
+        why = ("" if may_say_confident(metrics) else ", so the app never says \"confident\""
+               if right < CONFIDENT_TOP else ", too few for the app to say \"confident\"")  # fmt: skip
+        out.append(f"Answers {100 * CONFIDENT_TOP:.0f} % sure or more on corpora never heard were right "
                    f"{round(right * n)} times in {n}{why}.")  # fmt: skip
     return "\n\n".join(out)
 

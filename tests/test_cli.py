@@ -318,7 +318,7 @@ def test_card_writes_the_readme_results_from_the_checkpoints_metrics(tmp_path, c
 
 @pytest.mark.parametrize(
     "n,right,said",
-    [(40, 32, "right 32 times in 40."), (40, 10, "so the app never calls"), (14, 14, "too few for the app to call")],
+    [(40, 32, "right 32 times in 40."), (40, 10, "so the app never says"), (14, 14, "too few for the app to say")],
 )
 def test_readme_results_say_why_the_app_never_calls_an_answer_confident(n, right, said):
     from ser import card
