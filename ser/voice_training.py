@@ -142,6 +142,7 @@ def measure_fusion(clips: Clips, heads: dict, cnn: SERModel, cnn_corpora: list[s
         held_truth += truth
     out["weight_screen"] = {wk: float(np.mean(v)) for wk, v in weights.items()}
     out["_cnn_logp"] = logp_cnn  # for the adapted measures; not written to metrics.json
+    out["_cnn_logp1"] = {c: parts[c][0] for c in unseen}  # at temperature 1, for the folds; not written either
     out["reliability"] = reliability(np.concatenate(held_logp), held_truth, labels)
     out["reliability_protocol"] = (
         f"{len(held_truth)} clips of {', '.join(unseen)}, corpora neither listener trained on; each scored with "
@@ -154,7 +155,7 @@ FOLD_WEIGHTS = (0.0, 0.05, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0)  # the fus
 
 
 def measure_folds(clips: Clips, feats: np.ndarray, folds: list, cnn: SERModel, labels: list[str], unseen: list[str],
-                  cfg: HeadConfig, log=print) -> dict:  # fmt: skip
+                  cfg: HeadConfig, log=print, shipped: dict | None = None) -> dict:  # fmt: skip
     """Speaker-fold cross-validation of the two listeners over every corpus (`train.py --folds`): new speakers of
     languages and corpora the model learnt from. Fold k holds out the k-th chunk of each corpus's speakers
     (`data.speaker_folds`, so on the CNN's corpora the CNN's own folds, `folds`: `training.FitResult`s). Its voice
@@ -166,7 +167,7 @@ def measure_folds(clips: Clips, feats: np.ndarray, folds: list, cnn: SERModel, l
     target = lambda idx: torch.tensor([labels.index(emotions[i]) for i in idx])  # noqa: E731
     at_one = lambda model, idx: cnn_log_probs(model, clips.subset(idx), labels, 1.0)  # noqa: E731
     rows = {c: np.flatnonzero(corpora == c) for c in unseen}
-    shipped = {c: at_one(cnn, rows[c]) for c in unseen}
+    shipped = shipped or {c: at_one(cnn, rows[c]) for c in unseen}  # `cnn`'s log-probs at T 1, if already made
     t_shipped = {}
     for c in unseen:
         others = [o for o in unseen if o != c]
@@ -310,7 +311,7 @@ def train_voice(clips: Clips, cnn: SERModel, cnn_corpora: list[str], encoder_pat
     heads = train_heads(clips, feats, cfg, exclude, log)
     metrics = measure_fusion(clips, heads, cnn, cnn_corpora, exclude, cfg, log)
     cnn.config.temperature = metrics["cnn_temperature"]
-    cnn_logp = metrics.pop("_cnn_logp", {})
+    cnn_logp, cnn_logp1 = metrics.pop("_cnn_logp", {}), metrics.pop("_cnn_logp1", None)
     adapted = train_adapted(clips, feats, cfg, exclude, heads["labels"], metrics["unseen_corpora"], log)
     metrics["adapted"] = measure_adapted(clips, feats, adapted, cnn_logp, heads["labels"], cfg.fusion_weight,
                                          metrics["temperature"], log)  # fmt: skip
@@ -320,7 +321,7 @@ def train_voice(clips: Clips, cnn: SERModel, cnn_corpora: list[str], encoder_pat
     if folds:
         log(f"two listeners on new speakers of every corpus, {len(folds)} speaker folds:")
         metrics["cross_validation"] = measure_folds(clips, feats, folds, cnn, heads["labels"],
-                                                    metrics["unseen_corpora"], cfg, log)  # fmt: skip
+                                                    metrics["unseen_corpora"], cfg, log, cnn_logp1)  # fmt: skip
     for c, m in metrics["excluded_speakers_test"].items():
         log(f"  {c} {', '.join(m['speakers'])} (never heard): UAR CNN {m['cnn']['uar']:.3f}, voice "
             f"{m['voice']['uar']:.3f}, fused {m['fused']['uar']:.3f}")  # fmt: skip
