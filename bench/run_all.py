@@ -197,9 +197,7 @@ def soak_rows(soak: dict | None) -> list[list[str]]:
     """Memory over rounds of calls in new sessions (bench_app.soak): none in results measured before it was."""
     if not soak:
         return []
-    rounds = soak["rounds"]
-    after = [r["rss_after_rest_mb"] for r in rounds]
-    grew = after[-1] - after[0]
+    rounds, (after, grew) = soak["rounds"], soak_memory(soak)
     total, failed = sum(r["requests"] for r in rounds), sum(r["failed"] for r in rounds)
     return [[
         f"Time: {len(rounds)} rounds of {soak['requests_per_round']:,} `/predict` calls at {soak['clients']} clients, "
@@ -295,11 +293,17 @@ def offline_table(o: dict) -> str:
     return head + markdown(["Measure", "Result"], rows)
 
 
+def soak_memory(soak: dict) -> tuple[list[float], float]:
+    """The server's RSS after each round's rest, and its change from the first round to the last (MiB)."""
+    after = [r["rss_after_rest_mb"] for r in soak["rounds"]]
+    return after, after[-1] - after[0]
+
+
 def soak_summary(soak: dict | None) -> str:
     if not soak:
         return ""
-    after = [r["rss_after_rest_mb"] for r in soak["rounds"]]
-    return f"; then {after[-1] - after[0]:+.0f} MiB across {len(after)} rounds of calls in new sessions"
+    after, grew = soak_memory(soak)
+    return f"; then {grew:+.0f} MiB across {len(after)} rounds of calls in new sessions"
 
 
 def summary(r: dict) -> str:

@@ -150,11 +150,11 @@ def voice_markdown(metrics: dict, level: int = 3) -> str:
     for c in v.get("unseen_corpora", []):
         cnn, head, fused = v["cnn_loco"][c], v["head_loco"][c], v["fused_loco"][c]
         rows.append([c, str(len(fused["labels"])), pct(cnn["uar"]), pct(head["uar"]), f"**{pct(fused['uar'])}**",
-                     pct(fused["per_class"].get("sad", {}).get("recall", 0)) if "sad" in fused["per_class"] else "n/a"])  # fmt: skip
+                     pct_or_na(sad_recall(fused))])  # fmt: skip
     for c, m in (v.get("excluded_speakers_test") or {}).items():
         rows.append([f"{c} speakers {', '.join(s.split(':')[1] for s in m['speakers'])}", str(len(m["fused"]["labels"])),
                      pct(m["cnn"]["uar"]), pct(m["voice"]["uar"]), f"**{pct(m['fused']['uar'])}**",
-                     pct(m["fused"]["per_class"]["sad"]["recall"]) if "sad" in m["fused"]["per_class"] else "n/a"])  # fmt: skip
+                     pct_or_na(sad_recall(m["fused"]))])  # fmt: skip
     if rows:
         uars = [v["fused_loco"][c]["uar"] for c in v.get("unseen_corpora", [])]
         mean_text = (
@@ -171,9 +171,8 @@ def voice_markdown(metrics: dict, level: int = 3) -> str:
     folds = v.get("cross_validation") or {}
     if folds:
         k = "/".join(sorted({str(m["fused"]["folds"]) for m in folds.values()}))
-        recall = lambda m: pct(m["pooled_per_class_recall"]["sad"]) if "sad" in m["pooled_per_class_recall"] else "n/a"
         rows = [[c, str(len(m["fused"]["labels"])), pct(m["cnn"]["uar"]), pct(m["voice"]["uar"]),
-                 f"**{pct(m['fused']['uar'])}**", recall(m["fused"])] for c, m in folds.items()]  # fmt: skip
+                 f"**{pct(m['fused']['uar'])}**", pct_or_na(sad_recall(m["fused"]))] for c, m in folds.items()]  # fmt: skip
         out += [
             f"{h} Two listeners on new speakers of every corpus ({k} speaker folds, mean ± std)",
             table(
@@ -196,8 +195,7 @@ def voice_markdown(metrics: dict, level: int = 3) -> str:
             ]
     loco = v.get("head_loco") or {}
     if loco:
-        rows = [[c, str(len(m["labels"])), pct(m["uar"]),
-                 pct(m["per_class"]["sad"]["recall"]) if "sad" in m["per_class"] else "n/a"] for c, m in loco.items()]  # fmt: skip
+        rows = [[c, str(len(m["labels"])), pct(m["uar"]), pct_or_na(sad_recall(m))] for c, m in loco.items()]
         uars = [m["uar"] for m in loco.values()]
         out += [
             f"{h} The voice head alone, leave one corpus out",
@@ -254,7 +252,6 @@ def readme_results(metrics: dict) -> str:
     if not v:
         return ""
     name = lambda c: DESCRIBED.get(c, c)  # noqa: E731
-    sad = lambda m: m["per_class"]["sad"]["recall"] if "sad" in m["per_class"] else None  # noqa: E731
     rows = []
     for c, m in (v.get("excluded_speakers_test") or {}).items():
         who = " and ".join(s.split(":")[1] for s in m["speakers"])
@@ -276,10 +273,11 @@ def readme_results(metrics: dict) -> str:
         out.append(f"New speakers of the corpora it learnt from ({k} speaker folds), fused: "
                    + ", ".join(f"{name(c).split(',')[0]} {pct(m['fused']['uar']['mean'])}" for c, m in folds.items())
                    + ".")  # fmt: skip
-    never = {c: sad(v["fused_loco"][c]) for c in v.get("unseen_corpora", []) if sad(v["fused_loco"][c]) is not None}
+    never = {c: sad_recall(v["fused_loco"][c]) for c in v.get("unseen_corpora", [])}
+    never = {c: r for c, r in never.items() if r is not None}
     if never:
         worst = min(never, key=never.get)
-        heard = folds.get(worst, {}).get("fused", {}).get("pooled_per_class_recall", {}).get("sad")
+        heard = sad_recall(folds[worst]["fused"]) if worst in folds else None
         out.append(f"Sad is the weak spot: found {pct(never[worst])} of the time in {name(worst).split(', ')[-1]} never "
                    f"heard" + (f", {pct(heard)} for new speakers once the voice listener has heard it" if heard is not None else "") + ".")  # fmt: skip
     share = confident_share(metrics)
@@ -304,6 +302,17 @@ def write_readme_results(readme, metrics: dict) -> None:
     head, rest = text.split(README_START, 1)
     tail = rest.split(README_END, 1)[1]
     path.write_text(f"{head}{README_START}\n{readme_results(metrics)}\n{README_END}{tail}")
+
+
+def sad_recall(m: dict) -> float | None:
+    """Sad's recall in a set's scores (pooled over the folds, for a cross-validation); None if the set has no sad."""
+    if "pooled_per_class_recall" in m:
+        return m["pooled_per_class_recall"].get("sad")
+    return m["per_class"]["sad"]["recall"] if "sad" in m["per_class"] else None
+
+
+def pct_or_na(v: float | None) -> str:
+    return "n/a" if v is None else pct(v)
 
 
 def pct(v: float | dict) -> str:
