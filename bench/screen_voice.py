@@ -13,6 +13,9 @@ is a few logistic regressions. RAVDESS actors 19 and 20 are out of every head (t
 - fusion: the weight of the head in the geometric mean with the CNN (`--cnn`, default the shipped one), and that
   weight chosen on two unseen corpora and scored on the third (nested), on the
   corpora the CNN never heard, each with the head trained without it.
+- nap: the head with the k directions along which speakers' mean features differ most projected out of its
+  standardised features (nuisance attribute projection; folded into its linear layer, so nothing changes at
+  inference), k = `--nap`, paired with k = 0. The reference-free cousin of adapting to a speaker.
 - adapt: standardising features by a reference set instead of the training set's statistics, both in training
   (each speaker, or corpus, by its own) and at test: (a) K random other clips of the test clip's speaker,
   (b) 10 other clips of the speaker in at most two emotions (one long recording, mostly one mood),
@@ -32,7 +35,7 @@ import numpy as np
 import torch
 
 from ser.corpora import EMOTIONS
-from ser.data import Clips, load_corpus
+from ser.data import Clips, load_corpus, played_at
 from ser.encoder import EncoderConfig, load_encoder
 from ser.hub import load_model
 from ser.voice import class_weights, corpus_features, fuse_log_probs, log_softmax
@@ -74,10 +77,29 @@ def standardise_by(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return out
 
 
-def fit(x, emotions, corpora, labels, C, weighting):
+def speaker_directions(z: np.ndarray, speakers, emotions, k: int) -> np.ndarray:
+    """The k directions (dim, k) along which speakers' mean features differ most (each speaker's mean over its
+    emotions' means, so a speaker's mix of emotions does not move it; speakers heard in at least 3 emotions):
+    nuisance attribute projection."""
+    speakers, emotions = np.asarray(speakers), np.asarray(emotions)
+    means = []
+    for s in np.unique(speakers):
+        m = speakers == s
+        if len(np.unique(emotions[m])) < 3:
+            continue
+        means.append(np.mean([z[m & (emotions == e)].mean(0) for e in np.unique(emotions[m])], axis=0))
+    means = np.array(means) - np.mean(means, axis=0)
+    return np.linalg.svd(means, full_matrices=False)[2][:k].T
+
+
+def fit(x, emotions, corpora, labels, C, weighting, nap=0, speakers=None):
     from sklearn.linear_model import LogisticRegression
 
     mean, scale = x.mean(0), x.std(0) + 1e-6
+    if nap:  # standardised features with the speakers' k main directions projected out, folded into the scale
+        U = speaker_directions((x - mean) / scale, speakers, emotions, nap)
+        P = np.eye(x.shape[1]) - U @ U.T
+        x = mean + ((x - mean) / scale) @ P * scale
     y = np.array([labels.index(e) for e in emotions])
     w = {"corpus-class": class_weights(emotions, corpora), "none": None}.get(weighting)
     # 200 L-BFGS iterations: the full fit converges in ~320, with the same held-out UAR to +-0.5 point
@@ -85,6 +107,8 @@ def fit(x, emotions, corpora, labels, C, weighting):
     lr.fit((x - mean) / scale, y, sample_weight=w)
     W, b = np.zeros((len(labels), x.shape[1])), np.full(len(labels), -1e4)
     W[lr.classes_], b[lr.classes_] = lr.coef_, lr.intercept_
+    if nap:
+        W = W @ P  # the projection folded into the linear layer: the head keeps its shape
     return lambda z, ref=None: log_softmax(((z - mean) / scale if ref is None else z) @ W.T + b)
 
 
@@ -92,14 +116,17 @@ HOLDOUT = CORPORA  # --holdout: the corpora a screen holds out in turn
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0)  # the head's weights in the fusion screen
 
 
-def loco(clips, x, labels, C=0.1, weighting="corpus-class", holdout=None, train_x=None, test_x=None):
-    """{corpus: log-probs of its clips} from heads trained on the other corpora (minus EXCLUDE)."""
+def loco(clips, x, labels, C=0.1, weighting="corpus-class", holdout=None, train_x=None, test_x=None, nap=0,
+         test_rows=None):  # fmt: skip
+    """{corpus: log-probs of its clips} from heads trained on the other corpora (minus EXCLUDE); only the first
+    `test_rows` rows are ever tested (the rest are training copies)."""
     corpora, use = np.array(clips.corpora), np.array([s not in EXCLUDE for s in clips.speakers])
+    first = np.arange(len(corpora)) < (test_rows or len(corpora))
     out = {}
     for c in holdout or HOLDOUT:
-        tr, te = np.flatnonzero(use & (corpora != c)), np.flatnonzero(corpora == c)
+        tr, te = np.flatnonzero(use & (corpora != c)), np.flatnonzero(first & (corpora == c))
         head = fit((x if train_x is None else train_x)[tr], [clips.emotions[i] for i in tr],
-                   [clips.corpora[i] for i in tr], labels, C, weighting)  # fmt: skip
+                   [clips.corpora[i] for i in tr], labels, C, weighting, nap, [clips.speakers[i] for i in tr])  # fmt: skip
         out[c] = head(x[te]) if test_x is None else head(test_x[te], ref=True)
     return out
 
@@ -138,7 +165,9 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="../shared/data", type=Path)
     p.add_argument("--cnn", default="", help="the CNN to fuse with (default: the shipped one)")
-    p.add_argument("--only", nargs="+", default=["fusion", "adapt", "head"], choices=["head", "fusion", "adapt"])
+    p.add_argument(
+        "--only", nargs="+", default=["fusion", "adapt", "head"], choices=["head", "fusion", "adapt", "nap", "speed"]
+    )
     p.add_argument("--holdout", nargs="+", default=list(CORPORA), choices=CORPORA, help="corpora held out in turn")
     p.add_argument(
         "--calibrated",
@@ -148,6 +177,9 @@ def main(argv=None) -> None:
     )
     p.add_argument("--features", nargs="+", help="head screen: these feature sets (e.g. L2+L3 L1+L2+L3) ...")
     p.add_argument("--C", nargs="+", type=float, help="... at these C, in place of the standard variants")
+    p.add_argument("--nap", nargs="+", type=int, default=[0, 5, 10, 20, 40, 80],
+                   help="nap screen: the numbers of speaker directions projected out of the head's features")  # fmt: skip
+    p.add_argument("--speeds", nargs="+", type=float, default=[0.9, 1.1], help="speed screen: the copies' speeds")
     p.add_argument("--weighting", nargs="+", default=["corpus-class"], choices=["corpus-class", "class", "none"])
     args = p.parse_args(argv)
     global HOLDOUT, WEIGHTS
@@ -170,6 +202,31 @@ def main(argv=None) -> None:
         fusion_screen(clips, cnn, loco(clips, base, labels, holdout=unseen), labels, cnn_name)
     if "adapt" in args.only:
         adapt(clips, base, labels)
+    if "speed" in args.only:  # the shipped head trained on its clips and on copies played faster and slower
+        cnn = cnn_logps(clips, labels, args.cnn, args.calibrated)
+        encoder = load_encoder(Path("checkpoints/default/encoder.safetensors"), EncoderConfig(pooled=[2, 3]))
+        copies = {}
+        for f in args.speeds:  # speed perturbation: pitch and tempo x f (`ser.data.played_at`, as train.py does)
+            copies[f] = corpus_features(encoder, [played_at(a, f) for a in clips.audio], CACHE)
+        n = len(clips)
+        for fs in [()] + [tuple(args.speeds)]:
+            x = np.concatenate([base] + [copies[f] for f in fs])
+            rep = Clips(
+                **{k: getattr(clips, k) * (1 + len(fs)) for k in ("audio", "emotions", "speakers", "corpora", "paths")}
+            )
+            heads = loco(rep, x, labels, 0.01, "corpus-class", test_rows=n)
+            name = {"features": "L2+L3", "C": 0.01, "speeds": list(fs)}
+            record("head", {**name, **summary(clips, heads, labels)})
+            fusion_screen(clips, cnn, heads, labels, cnn_name, name)
+    if "nap" in args.only:  # the shipped head (L2+L3, --C, corpus-class) with k speaker directions projected out
+        cnn = cnn_logps(clips, labels, args.cnn, args.calibrated)
+        for C in args.C or [0.01]:
+            for k in args.nap:
+                name = {"features": "L2+L3", "C": C, "nap": k}
+                heads = loco(clips, base, labels, C, "corpus-class", nap=k)
+                record("head", {**name, **summary(clips, heads, labels)})
+                if set(unseen) <= set(heads):
+                    fusion_screen(clips, cnn, heads, labels, cnn_name, name)
     if "head" in args.only:  # L2+L3, C 0.1, corpus-class weights: the "none" line of the adapt screen
         # Each variant alone on every held-out corpus, and fused with the CNN on the three it never heard.
         cnn = cnn_logps(clips, labels, args.cnn, args.calibrated)

@@ -130,10 +130,12 @@ def voice_summary(model: SERModel) -> str:
     if v is None:
         return ""
     info = v.info
+    speeds = info.get("speeds") or []
+    copies = f", each also played at {', '.join(f'{f:g}' for f in speeds)} times its speed" if speeds else ""
     return (
         f"A second listener votes too: {VOICE_SOURCE}, frozen; its layers' mean and spread over the clip "
         f"({v.encoder.cfg.dim} numbers) feed a logistic-regression head trained on "
-        f"{', '.join(info.get('trained_on', []))} ({info.get('train_clips', '?')} clips). The answer is the weighted "
+        f"{', '.join(info.get('trained_on', []))} ({info.get('train_clips', '?')} clips{copies}). The answer is the weighted "
         f"geometric mean of the two listeners' probabilities (head weight {v.fusion_weight:g}), calibrated "
         f"(T = {v.temperature:.2f}) on {', '.join(info.get('temperature_fitted_on', [])) or 'held-out corpora'}, "
         "corpora neither listener trained on."

@@ -144,6 +144,13 @@ def split_by_speaker(clips: Clips, held: set[str], idx=None) -> tuple[list[int],
     return [i for i in idx if clips.speakers[i] not in held], [i for i in idx if clips.speakers[i] in held]
 
 
+def played_at(audio: np.ndarray, speed: float, sr: int = 16000) -> np.ndarray:
+    """`audio` played `speed` times as fast (tempo and pitch together), by band-limited resampling (soxr)."""
+    import librosa
+
+    return audio if speed == 1.0 else librosa.resample(audio, orig_sr=sr, target_sr=round(sr / speed))
+
+
 def crop(audio: np.ndarray, length: int, rng: np.random.Generator, speed: float = 1.0) -> np.ndarray:
     """A random `length`-sample window of `audio` played at `speed` (tempo and pitch together).
 

@@ -41,6 +41,10 @@ class HeadConfig:
     # those, the one best on new speakers of the corpora it learnt from (speaker folds; docs/experiments.md).
     fusion_weight: float = 0.15
     max_iter: int = 3000  # L-BFGS iterations; converges in a few hundred on the five corpora
+    # The head also learns from every training clip played at these speeds (tempo and pitch together: another
+    # voice saying it), so it hears more voices than the corpora hold; the features are computed once, like the
+    # clips'. [] for none. Lifts sad on a language never heard (bench/screen_voice.py --only speed).
+    speeds: list = field(default_factory=lambda: [0.8, 0.9, 1.1, 1.2])
 
 
 @dataclass

@@ -10,7 +10,7 @@ import torch
 
 from .card import BINS
 from .corpora import EMOTIONS
-from .data import Clips, speaker_folds
+from .data import Clips, played_at, speaker_folds
 from .evaluate import clip_logits, evaluate_logits, fit_temperature, summarize_folds
 from .model import SERModel
 from .voice import (
@@ -18,6 +18,7 @@ from .voice import (
     ADAPT_KINDS,
     HeadConfig,
     VoiceHead,
+    corpus_features,
     fit_head,
     fuse_log_probs,
     log_softmax,
@@ -30,17 +31,29 @@ def labels_of(emotions: list[str]) -> list[str]:
     return [e for e in EMOTIONS if e in set(emotions)]
 
 
-def train_heads(clips: Clips, feats: np.ndarray, cfg: HeadConfig, exclude=frozenset(), log=print) -> dict:
-    """The final head (every clip but the `exclude`d speakers') and one head per held-out corpus.
+def fit_on(idx, feats: np.ndarray, copies: list, clips: Clips, labels: list[str], cfg: HeadConfig) -> VoiceHead:
+    """A head trained on the clips `idx`: their features and, beside them, those of their `copies` (the same clips
+    played at `cfg.speeds`; each an array aligned with `feats`)."""
+    idx, reps = np.asarray(idx), 1 + len(copies)
+    x = np.concatenate([feats[idx], *(c[idx] for c in copies)])
+    return fit_head(x, [clips.emotions[i] for i in idx] * reps, [clips.corpora[i] for i in idx] * reps, labels, cfg)
+
+
+def speed_copies(encoder, clips: Clips, speeds, cache_dir=None, log=print) -> list[np.ndarray]:
+    """Encoder features (N, dim) of every clip played at each of `speeds`, cached as the clips' own are."""
+    return [corpus_features(encoder, [played_at(a, f) for a in clips.audio], cache_dir, log) for f in speeds]
+
+
+def train_heads(clips: Clips, feats: np.ndarray, cfg: HeadConfig, exclude=frozenset(), log=print, copies=()) -> dict:
+    """The final head (every clip but the `exclude`d speakers') and one head per held-out corpus, each also on the
+    training clips' `copies` (`speed_copies`).
 
     Returns {"labels", "final": VoiceHead, "loco": {corpus: log-probabilities (n_clips, n_labels) of its clips}}."""
     labels = labels_of(clips.emotions)
     use = np.array([s not in exclude for s in clips.speakers])
 
     def head(mask: np.ndarray) -> VoiceHead:
-        idx = np.flatnonzero(mask)
-        sub = clips.subset(idx)
-        return fit_head(feats[idx], sub.emotions, sub.corpora, labels, cfg)
+        return fit_on(np.flatnonzero(mask), feats, list(copies), clips, labels, cfg)
 
     out = {"labels": labels, "final": head(use), "loco": {}}
     corpora = np.array(clips.corpora)
@@ -155,11 +168,11 @@ FOLD_WEIGHTS = (0.0, 0.05, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0)  # the fus
 
 
 def measure_folds(clips: Clips, feats: np.ndarray, folds: list, cnn: SERModel, labels: list[str], unseen: list[str],
-                  cfg: HeadConfig, log=print, shipped: dict | None = None) -> dict:  # fmt: skip
+                  cfg: HeadConfig, log=print, shipped: dict | None = None, copies=()) -> dict:  # fmt: skip
     """Speaker-fold cross-validation of the two listeners over every corpus (`train.py --folds`): new speakers of
     languages and corpora the model learnt from. Fold k holds out the k-th chunk of each corpus's speakers
     (`data.speaker_folds`, so on the CNN's corpora the CNN's own folds, `folds`: `training.FitResult`s). Its voice
-    head trains on every clip of every corpus but theirs. The CNN is the fold's on its own corpora and the shipped
+    head trains on every clip of every corpus but theirs (and their `copies`). The CNN is the fold's on its own corpora and the shipped
     `cnn` on the `unseen` ones, which it never heard; each at a temperature fitted, as the shipped one's is, on
     corpora it never heard, never on the one it is scored on (but where only one is unseen).
     Returns {corpus: {"cnn"|"voice"|"fused": summary over the folds, "weight_screen": {weight: mean fused UAR}}}."""
@@ -182,7 +195,7 @@ def measure_folds(clips: Clips, feats: np.ndarray, folds: list, cnn: SERModel, l
         if set(speakers[test][~np.isin(corpora[test], unseen)]) != set(r.task.test_speakers):
             raise ValueError(f"the CNN's {r.task.name} holds out other speakers than the voice listener's")
         rest = np.flatnonzero(~np.isin(speakers, sorted(held)))
-        head = fit_head(feats[rest], [emotions[i] for i in rest], [clips.corpora[i] for i in rest], labels, cfg)
+        head = fit_on(rest, feats, list(copies), clips, labels, cfg)
         t = fit_temperature(torch.from_numpy(at_one(r.model, calib)), target(calib)) if len(calib) else 1.0
         for c in sorted(set(corpora[test])):
             idx = test[corpora[test] == c]
@@ -213,19 +226,19 @@ def adaptation_groups(clips: Clips, kind: str) -> list[str]:
     return clips.speakers if kind == "voice" else clips.corpora
 
 
-def train_adapted(clips: Clips, feats: np.ndarray, cfg: HeadConfig, exclude, labels, holdout: list[str], log=print):
-    """For each adaptation kind: the final head on group-standardised features with its within-group spread, and
-    heads without each `holdout` corpus. Returns {kind: {"final": (head, within), "loco": {corpus: head}}}."""
+def train_adapted(clips: Clips, feats: np.ndarray, cfg: HeadConfig, exclude, labels, holdout: list[str], log=print,
+                  copies=()):  # fmt: skip
+    """For each adaptation kind: the final head on group-standardised features (each of the `copies` standardised
+    by its own groups' statistics) with its within-group spread, and heads without each `holdout` corpus.
+    Returns {kind: {"final": (head, within), "loco": {corpus: head}}}."""
     use = np.array([s not in exclude for s in clips.speakers])
     corpora, out = np.array(clips.corpora), {}
     for kind in ADAPT_KINDS:
         groups = adaptation_groups(clips, kind)
-        x = standardise_by_group(feats, groups)
+        x, xc = standardise_by_group(feats, groups), [standardise_by_group(c, groups) for c in copies]
 
-        def head(mask, x=x):
-            idx = np.flatnonzero(mask)
-            sub = clips.subset(idx)
-            return fit_head(x[idx], sub.emotions, sub.corpora, labels, cfg)
+        def head(mask, x=x, xc=xc):
+            return fit_on(np.flatnonzero(mask), x, xc, clips, labels, cfg)
 
         within = within_spread(feats[use], [g for g, u in zip(groups, use) if u])
         out[kind] = {"final": (head(use), within), "loco": {c: head(use & (corpora != c)) for c in holdout}}
@@ -296,7 +309,7 @@ def train_voice(clips: Clips, cnn: SERModel, cnn_corpora: list[str], encoder_pat
     from pathlib import Path
 
     from .encoder import ENCODER_FILE, EncoderConfig, convert, load_encoder, resemblyzer_weights
-    from .voice import corpus_features, save_voice
+    from .voice import save_voice
 
     out, enc_cfg = Path(out), EncoderConfig()
     source = resemblyzer_weights() if str(encoder_path) == "resemblyzer" else Path(encoder_path)
@@ -308,11 +321,16 @@ def train_voice(clips: Clips, cnn: SERModel, cnn_corpora: list[str], encoder_pat
     encoder = load_encoder(out / ENCODER_FILE, enc_cfg)
     log(f"voice listener: encoder features of {len(clips)} clips (cached in {cache_dir})")
     feats = corpus_features(encoder, clips.audio, cache_dir, log)
-    heads = train_heads(clips, feats, cfg, exclude, log)
+    copies = speed_copies(encoder, clips, cfg.speeds, cache_dir, log)
+    if copies:
+        log(
+            f"voice listener: and of the clips played at {', '.join(f'{f:g}x' for f in cfg.speeds)} (the head's copies)"
+        )
+    heads = train_heads(clips, feats, cfg, exclude, log, copies)
     metrics = measure_fusion(clips, heads, cnn, cnn_corpora, exclude, cfg, log)
     cnn.config.temperature = metrics["cnn_temperature"]
     cnn_logp, cnn_logp1 = metrics.pop("_cnn_logp", {}), metrics.pop("_cnn_logp1", None)
-    adapted = train_adapted(clips, feats, cfg, exclude, heads["labels"], metrics["unseen_corpora"], log)
+    adapted = train_adapted(clips, feats, cfg, exclude, heads["labels"], metrics["unseen_corpora"], log, copies)
     metrics["adapted"] = measure_adapted(clips, feats, adapted, cnn_logp, heads["labels"], cfg.fusion_weight,
                                          metrics["temperature"], log)  # fmt: skip
     metrics["excluded_speakers_test"] = measure_excluded(
@@ -321,13 +339,14 @@ def train_voice(clips: Clips, cnn: SERModel, cnn_corpora: list[str], encoder_pat
     if folds:
         log(f"two listeners on new speakers of every corpus, {len(folds)} speaker folds:")
         metrics["cross_validation"] = measure_folds(clips, feats, folds, cnn, heads["labels"],
-                                                    metrics["unseen_corpora"], cfg, log, cnn_logp1)  # fmt: skip
+                                                    metrics["unseen_corpora"], cfg, log, cnn_logp1, copies)  # fmt: skip
     for c, m in metrics["excluded_speakers_test"].items():
         log(f"  {c} {', '.join(m['speakers'])} (never heard): UAR CNN {m['cnn']['uar']:.3f}, voice "
             f"{m['voice']['uar']:.3f}, fused {m['fused']['uar']:.3f}")  # fmt: skip
     use = [s not in exclude for s in clips.speakers]
     info = {"trained_on": sorted(set(clips.corpora)), "train_clips": int(sum(use)),
-            "excluded_speakers": sorted(exclude), "temperature_fitted_on": metrics["unseen_corpora"]}  # fmt: skip
+            "excluded_speakers": sorted(exclude), "temperature_fitted_on": metrics["unseen_corpora"],
+            "speeds": list(cfg.speeds)}  # fmt: skip
     save_voice(out, heads["final"], enc_cfg, cfg.fusion_weight, metrics["temperature"], info,
                {kind: a["final"] for kind, a in adapted.items()})  # fmt: skip
     return metrics

@@ -6,7 +6,7 @@ from conftest import speech_like
 
 from ser import augment
 from ser.augment import AugmentConfig
-from ser.data import Clips, crop
+from ser.data import Clips, crop, played_at
 from ser.features import FeatureConfig, stft_power
 from ser.training import _batch
 
@@ -66,6 +66,17 @@ def test_crop_loops_short_clips_and_changes_speed():
     ramp = np.linspace(0, 1, 48000, dtype=np.float32)
     fast = crop(ramp, 16000, rng, speed=1.1)
     assert len(fast) == 16000 and np.allclose(np.diff(fast).mean(), 1.1 * np.diff(ramp).mean(), rtol=1e-3)
+
+
+def test_played_at_raises_pitch_and_tempo_together_and_keeps_the_original():
+    sr = 16000
+    tone = np.sin(2 * np.pi * 200 * np.arange(sr) / sr).astype(np.float32)
+    kept = tone.copy()
+    for speed in (0.8, 1.25):
+        out = played_at(tone, speed, sr)
+        spectrum = np.abs(np.fft.rfft(out * np.hanning(len(out))))
+        assert len(out) == round(sr / speed) and abs(np.argmax(spectrum) * sr / len(out) - 200 * speed) < 2
+    assert played_at(tone, 1.0, sr) is tone and np.array_equal(tone, kept)
 
 
 def test_augmented_training_batch_is_finite_log_mel():

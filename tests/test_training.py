@@ -493,7 +493,8 @@ def test_two_listeners_are_trained_calibrated_and_cross_validated_like_the_shipp
             r["test_speakers"] for r in metrics["cross_validation"][c]["fold_results"]
         ]
     tested = [sum(cv[c]["fused"]["fold_results"][k]["n"] for c in cv) for k in (0, 1)]
-    assert sum(tested) == n_all and sizes[-2:] == [n_all - tested[0], n_all - tested[1]]  # heads without the fold
+    copies = 1 + len(ser.voice.HeadConfig().speeds)  # each training clip, and it played at every speed
+    assert sum(tested) == n_all and sizes[-2:] == [copies * (n_all - tested[0]), copies * (n_all - tested[1])]
     card = (out / "README.md").read_text()
     assert "Two listeners on new speakers of every corpus (2 speaker folds" in card
     assert "The CNN alone, cross-validation over speaker folds" in card
