@@ -149,6 +149,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         set_setting(cfg, dotted, value)
     if args.no_augment:
         cfg.augment = None
+    cfg.head.check()
     return cfg
 
 

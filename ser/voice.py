@@ -46,6 +46,20 @@ class HeadConfig:
     # clips'. [] for none. Lifts sad on a language never heard (bench/screen_voice.py --only speed).
     speeds: list = field(default_factory=lambda: [0.8, 0.9, 1.1, 1.2])
 
+    def check(self) -> None:
+        """Raise ValueError, saying what would work, for settings no head can be trained with."""
+        if not isinstance(self.speeds, list) or not all(
+            isinstance(f, int | float) and 0.5 <= f <= 2 for f in self.speeds
+        ):
+            raise ValueError(f"head.speeds must be a list of speeds from 0.5 to 2, e.g. [0.9, 1.1] ([] for none), "
+                             f"not {self.speeds!r}")  # fmt: skip
+        if not 0 <= self.fusion_weight <= 1:
+            raise ValueError(
+                f"head.fusion_weight must be from 0 (the CNN alone) to 1 (the head alone), not {self.fusion_weight}"
+            )
+        if self.C <= 0:
+            raise ValueError(f"head.C must be above 0 (0.01 is the shipped one), not {self.C}")
+
 
 @dataclass
 class VoiceHead:

@@ -181,6 +181,20 @@ def test_a_corpus_of_only_unusable_files_is_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "flag, value, says",
+    [("--head.speeds", "[0, 1.1]", "head.speeds must be a list of speeds from 0.5 to 2"),
+     ("--head.speeds", "1.1", "head.speeds must be a list"),
+     ("--head.fusion-weight", "1.5", "head.fusion_weight must be from 0"),
+     ("--head.C", "0", "head.C must be above 0")],
+)  # fmt: skip
+def test_a_head_setting_no_head_can_train_with_is_a_one_line_error(corpus, tmp_path, capsys, flag, value, says):
+    rc = train.main(["--data", f"folder={corpus}", "--out", str(tmp_path / "o"), flag, value])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith(f"error: {says}") and "\n" not in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_first_run_trains_on_exactly_the_audio_later_runs_read_from_the_cache(corpus, tmp_path):
     fc = ser.data.FeatureConfig()
     decoded = ser.data.load_corpus(corpus, "folder", fc, tmp_path / "cache")  # decodes and writes the cache
