@@ -172,9 +172,10 @@ def measure_folds(clips: Clips, feats: np.ndarray, folds: list, cnn: SERModel, l
     """Speaker-fold cross-validation of the two listeners over every corpus (`train.py --folds`): new speakers of
     languages and corpora the model learnt from. Fold k holds out the k-th chunk of each corpus's speakers
     (`data.speaker_folds`, so on the CNN's corpora the CNN's own folds, `folds`: `training.FitResult`s). Its voice
-    head trains on every clip of every corpus but theirs (and their `copies`). The CNN is the fold's on its own corpora and the shipped
-    `cnn` on the `unseen` ones, which it never heard; each at a temperature fitted, as the shipped one's is, on
-    corpora it never heard, never on the one it is scored on (but where only one is unseen).
+    head trains on every clip of every corpus but theirs (and on those clips' `copies`). The CNN is the fold's on
+    its own corpora and the shipped `cnn` on the `unseen` ones, which it never heard; each at a temperature fitted,
+    as the shipped one's is, on corpora it never heard, never on the one it is scored on (but where only one is
+    unseen).
     Returns {corpus: {"cnn"|"voice"|"fused": summary over the folds, "weight_screen": {weight: mean fused UAR}}}."""
     speakers, corpora, emotions = np.array(clips.speakers), np.array(clips.corpora), clips.emotions
     target = lambda idx: torch.tensor([labels.index(emotions[i]) for i in idx])  # noqa: E731
