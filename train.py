@@ -2,8 +2,9 @@
 
 The shipped model (checkpoints/default): the CNN on RAVDESS (but actors 19 and 20) and EmoDB, then the voice
 listener's head on all five corpora, calibrated on the three the CNN never heard, and both listeners measured on 5
-speaker folds of every corpus. About an hour on 2 cores (the CNN and its five fold fits, two at a time, 49 min; the
-voice features 3 min the first time; then the heads and the folds' measures, 7 min):
+speaker folds of every corpus. About 75 min on 2 cores (the CNN and its five fold fits, two at a time, 49 min; the
+voice features of the clips and of their four speed copies, about 13 min the first time; then the heads and the
+folds' measures, about 15 min):
 
     python train.py --recipe checkpoints/default/train_config.json --jobs 2 --out runs/shipped
 

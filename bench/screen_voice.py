@@ -96,18 +96,19 @@ def fit(x, emotions, corpora, labels, C, weighting, nap=0, speakers=None):
     from sklearn.linear_model import LogisticRegression
 
     mean, scale = x.mean(0), x.std(0) + 1e-6
-    if nap:  # standardised features with the speakers' k main directions projected out, folded into the scale
-        U = speaker_directions((x - mean) / scale, speakers, emotions, nap)
+    z, P = (x - mean) / scale, None
+    if nap:  # the speakers' k main directions projected out of the standardised features
+        U = speaker_directions(z, speakers, emotions, nap)
         P = np.eye(x.shape[1]) - U @ U.T
-        x = mean + ((x - mean) / scale) @ P * scale
+        z = z @ P
     y = np.array([labels.index(e) for e in emotions])
     w = {"corpus-class": class_weights(emotions, corpora), "none": None}.get(weighting)
     # 200 L-BFGS iterations: the full fit converges in ~320, with the same held-out UAR to +-0.5 point
     lr = LogisticRegression(C=C, max_iter=200, class_weight="balanced" if weighting == "class" else None)
-    lr.fit((x - mean) / scale, y, sample_weight=w)
+    lr.fit(z, y, sample_weight=w)
     W, b = np.zeros((len(labels), x.shape[1])), np.full(len(labels), -1e4)
     W[lr.classes_], b[lr.classes_] = lr.coef_, lr.intercept_
-    if nap:
+    if P is not None:
         W = W @ P  # the projection folded into the linear layer: the head keeps its shape
     return lambda z, ref=None: log_softmax(((z - mean) / scale if ref is None else z) @ W.T + b)
 
